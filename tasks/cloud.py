@@ -1,0 +1,137 @@
+"""Identity, the service catalog, and the retry policy every API call shares.
+
+Rackspace Identity v2.0 with an API key (rackspaceauth's plugin for
+keystoneauth1) by default, password auth when only OS_PASSWORD is set.
+Endpoints come from the catalog by type, name and OS_REGION_NAME; the
+*_ENDPOINT settings override them for private clouds and tests.
+"""
+
+import functools
+import logging
+
+from keystoneauth1 import adapter as ks_adapter
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import session as ks_session
+
+from .errors import CloudError
+
+# (settings override, catalog type, Rackspace catalog name)
+SERVICES = {
+    "compute": ("COMPUTE_ENDPOINT", "compute", "cloudServersOpenStack"),
+    "network": ("NETWORK_ENDPOINT", "network", "cloudNetworks"),
+    "object-store": ("STORAGE_ENDPOINT", "object-store", "cloudFiles"),
+}
+
+# Statuses worth retrying for any request: the request was not acted on
+# (408, 413/429: Rackspace answers 413 overLimit with Retry-After) or the
+# service is struggling (5xx).
+RETRY_STATUSES = [408, 413, 429, 500, 502, 503, 504]
+# For creates, 5xx is ambiguous (the server may exist after all): callers
+# look the resource up by name before trying again, so only rate limits are
+# retried blindly.
+RETRY_STATUSES_CREATE = [408, 413, 429]
+RETRIES = 6
+CONNECT_RETRIES = 3
+
+# keystoneauth logs each retry at WARNING; keep our output to our own lines.
+logging.getLogger("keystoneauth").setLevel(logging.ERROR)
+
+
+def auth_plugin(s):
+    # Imported here: rackspaceauth is only needed once we really authenticate.
+    from rackspaceauth import v2
+
+    auth_url = s.OS_AUTH_URL.rstrip("/") + "/"
+    if s.OS_API_KEY:
+        return v2.APIKey(username=s.OS_USERNAME, api_key=s.OS_API_KEY, auth_url=auth_url)
+    return v2.Password(username=s.OS_USERNAME, password=s.OS_PASSWORD, auth_url=auth_url)
+
+
+class Cloud:
+    """One authenticated session and the endpoints of one region."""
+
+    def __init__(self, s):
+        s.require_credentials()
+        self.settings = s
+        self.session = ks_session.Session(auth=auth_plugin(s))
+
+    @functools.cached_property
+    def access(self):
+        try:
+            return self.session.auth.get_access(self.session)
+        except ks_exc.Unauthorized:
+            raise CloudError(
+                f"Rackspace Identity at {self.settings.OS_AUTH_URL} refused the credentials of "
+                f"OS_USERNAME={self.settings.OS_USERNAME}; check OS_API_KEY / OS_PASSWORD") from None
+        except ks_exc.ConnectFailure:
+            raise CloudError(f"cannot reach OS_AUTH_URL {self.settings.OS_AUTH_URL}; check the URL and your network") from None
+        except ks_exc.HttpError as exc:
+            raise CloudError(f"Rackspace Identity at {self.settings.OS_AUTH_URL}: {describe(exc)}") from None
+
+    @property
+    def token(self):
+        return self.access.auth_token
+
+    @property
+    def tenant_id(self):
+        return self.access.project_id
+
+    def endpoint(self, service, interface="public"):
+        """The URL of `service` ('compute', 'network', 'object-store') in
+        OS_REGION_NAME. We read the catalog ourselves: rackspaceauth's own
+        get_endpoint mangles network URLs (str.strip('/v2.0'))."""
+        override_name, service_type, service_name = SERVICES[service]
+        override = self.settings[override_name]
+        if override:
+            return override
+        catalog = self.access.service_catalog
+        region = self.settings.OS_REGION_NAME
+        for name in (service_name, None):
+            try:
+                url = catalog.url_for(service_type=service_type, service_name=name,
+                                      region_name=region, interface=interface)
+            except ks_exc.EndpointNotFound:
+                continue
+            if url:
+                return url.rstrip("/")
+        regions = sorted({e.get("region") for svc in catalog.catalog if svc.get("type") == service_type
+                          for e in svc.get("endpoints", []) if e.get("region")})
+        raise CloudError(
+            f"no {service_name} ({service_type}) endpoint in region OS_REGION_NAME={region}; "
+            f"the catalog has it in: {', '.join(regions) or 'no region'} (or set {override_name})")
+
+    def adapter(self, service, interface="public"):
+        """A keystoneauth Adapter for `service` that retries, with
+        exponential backoff and Retry-After honoured, on RETRY_STATUSES."""
+        return ks_adapter.Adapter(
+            self.session, endpoint_override=self.endpoint(service, interface),
+            status_code_retries=RETRIES, retriable_status_codes=RETRY_STATUSES,
+            connect_retries=CONNECT_RETRIES)
+
+
+def describe(exc):
+    """The API's own message from a keystoneauth HttpError, one line."""
+    status = getattr(exc, "http_status", None)
+    response = getattr(exc, "response", None)
+    message = None
+    if response is not None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            # Nova: {"itemNotFound": {"message": ...}}; Neutron: {"NeutronError": {"message": ...}}
+            for value in body.values():
+                if isinstance(value, dict) and value.get("message"):
+                    message = value["message"]
+                    break
+        if not message and response.text:
+            message = response.text.strip().splitlines()[0][:200]
+    message = message or getattr(exc, "message", None) or str(exc)
+    return f"{message} (HTTP {status})" if status else message
+
+
+def fail(exc, what):
+    """Raise CloudError naming `what` (the resource and action) and the API's
+    message; use for 4xx that retrying cannot fix."""
+    raise CloudError(f"{what}: {describe(exc)}") from None
