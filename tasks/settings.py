@@ -294,10 +294,12 @@ class Settings(Mapping):
                 f"missing credentials: {', '.join(missing)}; export them or put them in an env file (see README)")
 
 
-def load(environ=None, flags=None, default_file=DEFAULT_FILE):
+def load(environ=None, flags=None, env_dir=ENV_DIR):
     """Resolve every setting. `environ` defaults to os.environ; `flags` maps
     setting names to raw strings given on the command line (None: not given)."""
     environ = os.environ if environ is None else environ
+    env_dir = Path(env_dir)
+    default_file = env_dir / DEFAULT_FILE.name
     raw = read_env_file(default_file, origin=f"{default_file.name}")
     sources = {k: "default" for k in raw}
     unknown = set(raw) - set(SPECS)
@@ -309,10 +311,10 @@ def load(environ=None, flags=None, default_file=DEFAULT_FILE):
         name = environ["KUBE_ENV"]
         if not re.match(r"^[A-Za-z0-9_.-]+$", name):
             raise ConfigError(f"KUBE_ENV={name!r}: give the name of a file env/NAME.env")
-        path = ENV_DIR / f"{name}.env"
+        path = env_dir / f"{name}.env"
         if not path.is_file():
-            known = sorted(p.stem for p in ENV_DIR.glob("*.env") if p != default_file)
-            raise ConfigError(f"KUBE_ENV={name}: no file {path.relative_to(REPO)}; known: {', '.join(known) or 'none'}")
+            known = sorted(p.stem for p in env_dir.glob("*.env") if p != default_file)
+            raise ConfigError(f"KUBE_ENV={name}: no file env/{name}.env; known: {', '.join(known) or 'none'}")
         layers.append((path, f"env file env/{name}.env"))
     if environ.get("KUBE_ENV_FILE"):
         path = Path(environ["KUBE_ENV_FILE"]).expanduser()

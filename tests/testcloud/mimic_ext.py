@@ -1,0 +1,261 @@
+"""
+Small, faithful additions to Mimic 2.2 for the test cloud (loaded only in the
+Mimic subprocess, see mimic_server.py).  Each addition mirrors real
+Rackspace / OpenStack behaviour:
+
+* ``GET /v2/{tenant}/os-keypairs/{name}`` (404 itemNotFound when missing);
+  409 on duplicate names, 400 on unparsable public keys.
+* real keypair fingerprints: MD5 of the decoded key blob, colon-hex.
+* servers booted with ``networks: [{"uuid": <cloud network>}]`` get a port
+  (device_id = server id) with a fixed IP; ``addresses`` shows the network
+  label; deleting the server deletes its ports.  As on Rackspace, when
+  ``networks`` is given, ``public``/``private`` only appear if the
+  PublicNet (0000...) / ServiceNet (1111...) uuids are listed.
+* unique public IPv4 per server, and ``accessIPv4`` = that address.
+* creation behavior ``over-limit``: 413 overLimit with Retry-After.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+
+from mimic.model import keypair_objects, nova_objects
+from mimic.model.keypair_objects import KeyPair
+from mimic.model.nova_objects import (BadRequestError, IPv4Address, Server,
+                                      RegionalServerCollection,
+                                      server_creation, bad_request)
+from mimic.rest.nova_api import NovaRegion
+
+from tests.testcloud import cloud_networks as cn
+
+SERVERS = []            # every Server ever created (all tenants)
+KEYPAIR_COLLECTIONS = []  # every RegionalKeyPairCollection
+
+
+class KeyError400(Exception):
+    pass
+
+
+def md5_fingerprint(public_key):
+    """Nova's fingerprint: MD5 over the base64-decoded key blob."""
+    try:
+        parts = public_key.strip().split()
+        blob = base64.b64decode(parts[1], validate=True)
+        if not parts[0].startswith(("ssh-", "ecdsa-")):
+            raise ValueError(parts[0])
+    except Exception:
+        raise KeyError400("Keypair data is invalid: failed to generate "
+                          "fingerprint")
+    digest = hashlib.md5(blob).hexdigest()
+    return ":".join(digest[i:i + 2] for i in range(0, 32, 2))
+
+
+def _patch_keypairs():
+    KeyPair.fingerprint = property(lambda self: md5_fingerprint(
+        self.public_key))
+    KeyPair.user_id = "170454"
+
+    orig_cfr = keypair_objects.GlobalKeyPairCollections.collection_for_region
+
+    def collection_for_region(self, region_name):
+        coll = orig_cfr(self, region_name)
+        if coll not in KEYPAIR_COLLECTIONS:
+            KEYPAIR_COLLECTIONS.append(coll)
+        return coll
+    keypair_objects.GlobalKeyPairCollections.collection_for_region = \
+        collection_for_region
+
+    def create_key_pair(self, request, tenant_id):
+        try:
+            keypair = json.loads(request.content.read())["keypair"]
+            name = keypair["name"]
+            public_key = keypair["public_key"]
+        except (ValueError, KeyError, TypeError):
+            return json.dumps(bad_request("Malformed request body", request))
+        coll = self._keypair_collection_for_tenant(tenant_id)
+        if coll.keypair_by_name(name) is not None:
+            return json.dumps(nova_objects.conflicting(
+                "Key pair '%s' already exists." % name, request))
+        try:
+            md5_fingerprint(public_key)
+        except KeyError400 as e:
+            return json.dumps(bad_request(str(e), request))
+        request.setResponseCode(200)
+        return json.dumps(coll.create_keypair(
+            keypair=KeyPair(name=name, public_key=public_key)))
+    NovaRegion.app._endpoints["create_key_pair"] = create_key_pair
+
+    @NovaRegion.app.route("/v2/<string:tenant_id>/os-keypairs/"
+                          "<string:keypairname>", methods=["GET"],
+                          endpoint="get_key_pair")
+    def get_key_pair(self, request, tenant_id, keypairname):
+        kp = self._keypair_collection_for_tenant(tenant_id) \
+            .keypair_by_name(keypairname)
+        if kp is None:
+            return json.dumps(nova_objects.not_found(
+                "Keypair %s not found for user %s" % (keypairname,
+                                                      KeyPair.user_id),
+                request))
+        return json.dumps(kp.key_json())
+
+    # Nova answers 404 itemNotFound (not a bare JSON string) on delete
+    def delete_key_pair(self, request, tenant_id, keypairname):
+        try:
+            self._keypair_collection_for_tenant(tenant_id) \
+                .remove_keypair(keypairname)
+        except ValueError:
+            return json.dumps(nova_objects.not_found(
+                "Keypair %s not found for user %s" % (keypairname,
+                                                      KeyPair.user_id),
+                request))
+        request.setResponseCode(202)
+        return b""
+    NovaRegion.app._endpoints["delete_key_pair"] = delete_key_pair
+
+
+def _unique_public_ip(template):
+    """Same /16 as Mimic's address, unique among all live servers."""
+    a, b = template.split(".")[:2]
+    used = {ip.address for s in SERVERS if s.status != "DELETED"
+            for ip in s.public_ips}
+    while True:
+        cand = "%s.%s.%d.%d" % (a, b, random.randrange(1, 255),
+                                random.randrange(1, 255))
+        if cand not in used:
+            return cand
+
+
+def _patch_servers():
+    orig_create = Server.from_creation_request_json.__func__
+
+    def from_creation_request_json(cls, collection, creation_json,
+                                   ipsegment=lambda: random.randrange(255),
+                                   max_metadata_items=40):
+        tenant = collection.tenant_id
+        networks = creation_json.get("server", {}).get("networks")
+        wanted = []
+        if networks is not None:
+            if not isinstance(networks, list):
+                raise BadRequestError(nova_message="Bad networks format")
+            for n in networks:
+                uid = (n or {}).get("uuid")
+                if uid in (cn.PUBLIC_NET_ID, cn.SERVICENET_ID):
+                    continue
+                try:
+                    cn.STORE.network(tenant, uid)
+                except cn.NeutronError:
+                    raise BadRequestError(nova_message=(
+                        "Network %s could not be found." % uid))
+                wanted.append(uid)
+        server = orig_create(cls, collection, creation_json, ipsegment,
+                             max_metadata_items)
+        for ip in server.public_ips:
+            if isinstance(ip, IPv4Address):
+                ip.address = _unique_public_ip(ip.address)
+        if networks is not None:
+            uuids = [(n or {}).get("uuid") for n in networks]
+            if cn.PUBLIC_NET_ID not in uuids:
+                server.public_ips = []
+            if cn.SERVICENET_ID not in uuids:
+                server.private_ips = []
+        for uid in wanted:
+            cn.STORE.create_port(tenant, {"port": {"network_id": uid}},
+                                 device_id=server.server_id,
+                                 device_owner="compute:None")
+        SERVERS.append(server)
+        return server
+    Server.from_creation_request_json = classmethod(from_creation_request_json)
+
+    def addresses_json(self):
+        out = {}
+        if self.public_ips:
+            out["public"] = [a.json() for a in self.public_ips]
+        if self.private_ips:
+            out["private"] = [a.json() for a in self.private_ips]
+        for port in cn.STORE.ports_for_device(self.server_id):
+            net = cn.STORE.networks.get(port["network_id"])
+            label = net["name"] if net else port["network_id"]
+            out.setdefault(label, []).extend(
+                {"addr": ip["ip_address"], "version": 6 if ":" in
+                 ip["ip_address"] else 4} for ip in port["fixed_ips"])
+        return out
+    Server.addresses_json = addresses_json
+
+    orig_detail = Server.detail_json
+
+    def detail_json(self, absolutize_url):
+        d = orig_detail(self, absolutize_url)
+        v4 = [a.address for a in self.public_ips if isinstance(a, IPv4Address)]
+        v6 = [a.address for a in self.public_ips
+              if not isinstance(a, IPv4Address)]
+        d["accessIPv4"] = v4[0] if v4 else ""
+        d["accessIPv6"] = v6[0] if v6 else ""
+        return d
+    Server.detail_json = detail_json
+
+    orig_delete = RegionalServerCollection.request_delete
+
+    def request_delete(self, http_delete_request, server_id):
+        result = orig_delete(self, http_delete_request, server_id)
+        for s in self.servers:
+            if s.server_id == server_id and s.status == "DELETED":
+                for port in cn.STORE.ports_for_device(server_id):
+                    cn.STORE.ports.pop(port["id"], None)
+        return result
+    RegionalServerCollection.request_delete = request_delete
+
+
+def _add_over_limit_behavior():
+    @server_creation.declare_behavior_creator("over-limit")
+    def over_limit(parameters):
+        """413 overLimit + Retry-After, as Nova's rate limiter answers."""
+        retry = str(parameters.get("retry_after", 5))
+        message = parameters.get("message", "This request was rate-limited.")
+
+        def _fail(collection, http, json_body, absolutize_url):
+            http.setResponseCode(413)
+            http.setHeader(b"Retry-After", retry.encode())
+            return json.dumps({"overLimit": {
+                "code": 413, "message": message, "retryAfter": retry,
+                "details": parameters.get("details", "")}})
+        return _fail
+
+
+def server_info(server):
+    v4 = [a.address for a in server.public_ips if isinstance(a, IPv4Address)]
+    return {"id": server.server_id, "name": server.server_name,
+            "tenant_id": server.collection.tenant_id,
+            "region": server.collection.region_name,
+            "status": server.status, "key_name": server.key_name,
+            "metadata": server.metadata,
+            "public_ipv4": v4[0] if v4 else None,
+            "addresses": server.addresses_json()}
+
+
+_applied = False
+
+
+def apply():
+    global _applied
+    if _applied:
+        return
+    _applied = True
+    _patch_keypairs()
+    _patch_servers()
+    _add_over_limit_behavior()
+    _patch_default_region()
+
+
+def _patch_default_region(region="ORD"):
+    """Mimic hard-codes RAX-AUTH:defaultRegion DFW; our only region is ORD."""
+    from mimic.rest import identity_api
+    orig = identity_api.get_token
+
+    def get_token(*a, **kw):
+        result = orig(*a, **kw)
+        result.get("access", {}).get("user", {})["RAX-AUTH:defaultRegion"] = \
+            region
+        return result
+    identity_api.get_token = get_token

@@ -1,0 +1,234 @@
+"""
+Mimic runner for the test cloud (no twistd):
+
+    python -m tests.testcloud.mimic_server --swift-url http://127.0.0.1:P \
+        --username U --api-key K --ready-file F [--port 0]
+
+Serves Mimic's identity + Nova (region ORD only) with the additions of
+mimic_ext.py, Cloud Networks at /cloudNetworks/ORD/v2.0, and catalog entries
+pointing cloudFiles at the real Swift.  Extra, test-only endpoints live under
+/testcloud/ (never in the catalog):
+
+    GET  /testcloud/info                 port, behaviors URL template
+    GET  /testcloud/tokens/<token>       200 {"tenant_id"} or 404 (no side effects)
+    GET  /testcloud/servers              all live servers, all tenants
+    GET  /testcloud/keypairs             all keypairs, all tenants
+    GET  /testcloud/requests             request counters per service
+    POST /testcloud/requests/reset
+
+Every request under /mimicking/ and /cloudNetworks/ needs a Mimic-issued
+X-Auth-Token (401 otherwise), like the real services.  POST
+/identity/v2.0/tokens with the configured username and a wrong apiKey is 401.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+
+from twisted.internet import reactor
+from twisted.web.resource import Resource
+from zope.interface import implementer
+from twisted.plugin import IPlugin
+
+from mimic.catalog import Endpoint, Entry
+from mimic.core import MimicCore
+from mimic.imimic import IExternalAPIMock
+from mimic.resource import MimicRoot, get_site
+from mimic.rest.mimicapp import MimicApp
+from mimic.rest.nova_api import NovaApi, NovaControlApi
+
+from tests.testcloud import cloud_networks, mimic_ext
+
+REGION = "ORD"
+
+
+@implementer(IExternalAPIMock, IPlugin)
+class FixedUrlService:
+    """A catalog entry whose URL is given (``{tenant}`` is substituted)."""
+
+    def __init__(self, name, type_, url_template):
+        self.uuid_key = str(uuid.uuid4())
+        self.name_key = name
+        self.type_key = type_
+        self.url_template = url_template
+
+    def list_templates(self):
+        return []
+
+    def catalog_entries(self, tenant_id):
+        url = self.url_template.format(tenant=tenant_id)
+        return [Entry(tenant_id, self.type_key, self.name_key, [
+            Endpoint(tenant_id, REGION, self.uuid_key, external=True,
+                     complete_url=url, internal_url=url)])]
+
+    def uri_for_service(self, region, service_id):
+        return self.url_template
+
+
+class HiddenNovaControlApi(NovaControlApi):
+    """Mimic's Nova behaviors API, kept out of the catalog (Rackspace has no
+    such service); reachable at /mimicking/<id>/ORD/v2/<tenant>/behaviors."""
+
+    def catalog_entries(self, tenant_id):
+        return []
+
+
+class TestCloudRoot(Resource):
+    isLeaf = True
+
+    def __init__(self, core, mimic_resource, extra_resource, username,
+                 api_key):
+        super().__init__()
+        self.core = core
+        self.mimic = mimic_resource
+        self.extra = extra_resource
+        self.username = username
+        self.api_key = api_key
+        self.counts = {}
+        self.service_names = {}
+
+    def _service(self, path):
+        parts = path.split("/")
+        if path.startswith("/identity/"):
+            return "identity"
+        if path.startswith("/cloudNetworks/"):
+            return "network"
+        if path.startswith("/mimicking/") and len(parts) > 2:
+            api = self.core._uuid_to_api_internal.get(parts[2])
+            if isinstance(api, NovaControlApi):
+                return "compute-behaviors"
+            if isinstance(api, NovaApi):
+                return "compute"
+        return "other"
+
+    def _deny(self, request, code, message):
+        request.setResponseCode(code)
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps({"unauthorized": {"code": code,
+                                            "message": message}}).encode()
+
+    def render(self, request):
+        path = request.path.decode("utf-8", "replace")
+        if path.startswith("/testcloud/") or path.startswith("/cloudNetworks/"):
+            target = self.extra
+        else:
+            target = self.mimic
+        if not path.startswith("/testcloud/"):
+            svc = self._service(path)
+            self.counts[svc] = self.counts.get(svc, 0) + 1
+        if path.startswith("/mimicking/") or path.startswith("/cloudNetworks/"):
+            tok = (request.getHeader(b"x-auth-token") or b"").decode()
+            if tok not in self.core.sessions._token_to_session:
+                return self._deny(request, 401, "No valid token provided. "
+                                  "Please use the 'X-Auth-Token' header.")
+        if path.rstrip("/") == "/identity/v2.0/tokens" and \
+                request.method == b"POST":
+            body = request.content.read()
+            request.content.seek(0)
+            try:
+                cred = json.loads(body)["auth"].get(
+                    "RAX-KSKEY:apiKeyCredentials") or {}
+            except (ValueError, KeyError, AttributeError, TypeError):
+                cred = {}
+            if cred.get("username") == self.username and \
+                    cred.get("apiKey") != self.api_key:
+                return self._deny(request, 401, "Username or api key is "
+                                  "invalid.")
+        return target.render(request)
+
+
+def build(port_holder, swift_url, username, api_key):
+    mimic_ext.apply()
+    nova = NovaApi(regions=[REGION])
+    control = HiddenNovaControlApi(nova_api=nova)
+
+    def base():
+        return "http://127.0.0.1:%d" % port_holder[0]
+
+    files = FixedUrlService("cloudFiles", "object-store",
+                            swift_url.rstrip("/") + "/v1/AUTH_{tenant}")
+    networks = FixedUrlService("cloudNetworks", "network", "")
+    core = MimicCore(reactor, [nova, control, files, networks])
+    root = MimicRoot(core, reactor)
+
+    extra = cloud_networks.make_app(core.sessions, REGION)
+
+    def control_id():
+        return [k for k, v in core._uuid_to_api_internal.items()
+                if v is control][0]
+
+    @extra.route("/testcloud/info", methods=["GET"])
+    def info(request):
+        return json.dumps({
+            "port": port_holder[0],
+            "behaviors_url": base() + "/mimicking/%s/%s/v2/{tenant}/behaviors"
+            % (control_id(), REGION)})
+
+    @extra.route("/testcloud/tokens/<string:token>", methods=["GET"])
+    def token(request, token):
+        s = core.sessions._token_to_session.get(token)
+        if s is None:
+            request.setResponseCode(404)
+            return json.dumps({"itemNotFound": {"code": 404}})
+        return json.dumps({"tenant_id": s.tenant_id, "username": s.username})
+
+    @extra.route("/testcloud/servers", methods=["GET"])
+    def servers(request):
+        return json.dumps([mimic_ext.server_info(s) for s in mimic_ext.SERVERS
+                           if s.status != "DELETED"])
+
+    @extra.route("/testcloud/keypairs", methods=["GET"])
+    def keypairs(request):
+        return json.dumps([
+            {"tenant_id": c.tenant_id, "region": c.region_name,
+             "name": k.name, "public_key": k.public_key,
+             "fingerprint": k.fingerprint}
+            for c in mimic_ext.KEYPAIR_COLLECTIONS for k in c.keypairs])
+
+    @extra.route("/testcloud/requests", methods=["GET"])
+    def requests(request):
+        return json.dumps(site_root.counts)
+
+    @extra.route("/testcloud/requests/reset", methods=["POST"])
+    def reset(request):
+        site_root.counts.clear()
+        return json.dumps({})
+
+    site_root = TestCloudRoot(core, root.app.resource(), extra.resource(),
+                              username, api_key)
+    return site_root, networks, base
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--swift-url", required=True)
+    ap.add_argument("--username", required=True)
+    ap.add_argument("--api-key", required=True)
+    ap.add_argument("--tenant-id", default=None,
+                    help="pre-create the user's session with this tenant")
+    ap.add_argument("--ready-file", required=True)
+    args = ap.parse_args(argv)
+
+    port_holder = [0]
+    site_root, networks, base = build(port_holder, args.swift_url,
+                                      args.username, args.api_key)
+    listening = reactor.listenTCP(args.port, get_site(site_root),
+                                  interface="127.0.0.1")
+    port_holder[0] = listening.getHost().port
+    networks.url_template = base() + "/cloudNetworks/%s/v2.0" % REGION
+    if args.tenant_id:
+        site_root.core.sessions.session_for_api_key(
+            args.username, args.api_key, args.tenant_id)
+    tmp = args.ready_file + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"port": port_holder[0], "pid": os.getpid()}, f)
+    os.rename(tmp, args.ready_file)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""
+ProxyCommand relay:  ssh_route.py HOST PORT SSHD_PORT MIMIC_URL
+
+Maps a server's public IPv4 a.b.c.d to loopback 127.b.c.d:SSHD_PORT (the
+test cloud's sshd listens on all 127.x addresses), so each server has its
+own address.  Like a real network, only ACTIVE servers answer: if Mimic has
+no ACTIVE server with that address, the connection is refused.  Loopback
+addresses (127.x) are passed through unchanged.
+"""
+import json
+import os
+import select
+import socket
+import sys
+import urllib.request
+
+
+def target(host, mimic_url):
+    octets = host.split(".")
+    if len(octets) != 4 or not all(o.isdigit() for o in octets):
+        return None
+    if octets[0] == "127":
+        return host
+    with urllib.request.urlopen(mimic_url + "/testcloud/servers",
+                                timeout=5) as r:
+        servers = json.load(r)
+    if not any(s["public_ipv4"] == host and s["status"] == "ACTIVE"
+               for s in servers):
+        return None
+    return "127." + ".".join(octets[1:])
+
+
+def main():
+    host, port, sshd_port, mimic_url = sys.argv[1:5]
+    addr = target(host, mimic_url)
+    if addr is None:
+        sys.stderr.write("ssh: connect to host %s port %s: Connection "
+                         "refused\n" % (host, port))
+        return 255
+    sock = socket.create_connection((addr, int(sshd_port)), timeout=5)
+    sock.settimeout(None)
+    fds = [0, sock]
+    while True:
+        readable, _, _ = select.select(fds, [], [])
+        if 0 in readable:
+            data = os.read(0, 65536)
+            if not data:
+                sock.shutdown(socket.SHUT_WR)
+                fds.remove(0)
+            else:
+                sock.sendall(data)
+        if sock in readable:
+            data = sock.recv(65536)
+            if not data:
+                return 0
+            os.write(1, data)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
