@@ -1,0 +1,521 @@
+"""tasks/userdata.py and cloud-config/: what the servers run.
+
+Every rendered config must parse as YAML and pass the schema of the
+coreos-cloudinit keys (tests/cloudinit_schema.yaml); every embedded shell
+script must pass shellcheck; every unit must pass `systemd-analyze verify`
+with the binaries it starts stubbed in a temporary root; the encoded user
+data must fit Nova's limit; nodes must not receive secrets they do not need.
+
+Golden files (tests/golden/) pin what one fixed configuration renders to:
+regenerate them with `UPDATE_GOLDEN=1 pytest tests/test_userdata.py`.
+"""
+
+import base64
+import dataclasses
+import ipaddress
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from tasks import layout, pki, settings, userdata
+from tasks.errors import UserError
+
+HERE = Path(__file__).resolve().parent
+GOLDEN = HERE / "golden"
+SCHEMA = yaml.safe_load((HERE / "cloudinit_schema.yaml").read_text())
+
+SENTINEL_API_KEY = "sentinel-api-key-0b5e4f"
+SENTINEL_PASSWORD = "sentinel-password-77aa1c"
+
+
+def load_settings(**flags):
+    environ = {"OS_API_KEY": SENTINEL_API_KEY, "OS_PASSWORD": SENTINEL_PASSWORD, "OS_USERNAME": "tester"}
+    return settings.load(environ=environ, flags={k: str(v) for k, v in flags.items()})
+
+
+@pytest.fixture(scope="module")
+def material():
+    return pki.generate()
+
+
+def make_facts(material, **changes):
+    facts = userdata.ClusterFacts.from_pki(
+        material,
+        kube_version="v1.31.4",
+        release_url="https://storage.example.invalid/v1/AUTH_t/kubernetes-releases-tester/kubernetes/"
+                    "kubernetes-server-linux-amd64.tar.gz?temp_url_sig=5ecre7519&temp_url_expires=1700000000",
+        release_sha256="ab" * 32,
+        ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyOnly kube-rackspace-test",
+    )
+    return dataclasses.replace(facts, **changes)
+
+
+def node_facts(facts, index=1):
+    return dataclasses.replace(facts, master_ip="192.0.2.10", node_index=index)
+
+
+def render_both(s, facts):
+    return {
+        "master": userdata.render("master", s, facts),
+        "node": userdata.render("node", s, node_facts(facts)),
+    }
+
+
+def normalise_keys(value):
+    """coreos-cloudinit reads every mapping key with '-' as '_'."""
+    if isinstance(value, dict):
+        return {k.replace("-", "_"): normalise_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalise_keys(v) for v in value]
+    return value
+
+
+def files_of(config):
+    return {f["path"]: f for f in config.get("write_files", [])}
+
+
+def units_of(config):
+    return {u["name"]: u for u in config["coreos"]["units"]}
+
+
+VARIANTS = {
+    "defaults": {},
+    "no-dns": {"ENABLE_CLUSTER_DNS": "false"},
+    "custom-dns": {"DNS_SERVER_IP": "10.0.0.53", "DNS_DOMAIN": "dev.example"},
+    "odd-networks": {"NOVA_NETWORK": "172.16.16.0/20", "KUBE_NETWORK": "10.244.0.0/14",
+                     "SERVICE_CLUSTER_IP_RANGE": "10.96.0.0/12", "DNS_SERVER_IP": "10.96.0.10",
+                     "INSTANCE_PREFIX": "dev-7", "NUM_NODES": 7},
+}
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def rendered(request, material):
+    s = load_settings(**VARIANTS[request.param])
+    facts = make_facts(material)
+    return s, facts, render_both(s, facts)
+
+
+# --- structure ----------------------------------------------------------------
+
+def test_every_config_is_cloud_config_that_passes_the_schema(rendered):
+    _, _, texts = rendered
+    for role, text in texts.items():
+        assert text.startswith("#cloud-config\n"), role
+        config = yaml.safe_load(text)
+        jsonschema.validate(normalise_keys(config), SCHEMA)
+
+
+def test_schema_rejects_what_coreos_cloudinit_does_not_document(rendered):
+    _, _, texts = rendered
+    config = normalise_keys(yaml.safe_load(texts["node"]))
+    for bad in (
+        {**config, "runcmd": ["echo hi"]},
+        {**config, "write_files": [{**config["write_files"][0], "permissions": 384}]},
+        {**config, "write_files": [{"path": "/usr/bin/x", "content": ""}]},
+        {**config, "coreos": {**config["coreos"], "update": {"reboot_strategy": False}}},
+        {**config, "coreos": {**config["coreos"], "units": [{"name": "x.service", "command": "enable"}]}},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, SCHEMA)
+
+
+def test_hostnames_are_the_server_names(rendered):
+    s, facts, texts = rendered
+    assert yaml.safe_load(texts["master"])["hostname"] == f"{s.INSTANCE_PREFIX}-master"
+    node3 = userdata.render("node", s, node_facts(facts, 3))
+    assert yaml.safe_load(node3)["hostname"] == f"{s.INSTANCE_PREFIX}-node-3"
+
+
+def test_updates_never_reboot_the_servers(rendered):
+    _, _, texts = rendered
+    for text in texts.values():
+        update = normalise_keys(yaml.safe_load(text))["coreos"]["update"]
+        assert update["reboot_strategy"] == "off"
+
+
+def test_the_cluster_key_is_authorized_for_core(rendered):
+    _, facts, texts = rendered
+    for text in texts.values():
+        users = yaml.safe_load(text)["users"]
+        assert users == [{"name": "core", "ssh-authorized-keys": [facts.ssh_public_key]}]
+
+
+# --- shellcheck -----------------------------------------------------------------
+
+def _tool(name, package):
+    path = shutil.which(name)
+    if not path:
+        pytest.fail(f"{name} is needed for this test: apt-get install -y {package}")
+    return path
+
+
+def embedded_scripts(text):
+    for f in yaml.safe_load(text)["write_files"]:
+        content = f["content"]
+        if content.startswith("#!/bin/bash") or content.startswith("# shellcheck shell="):
+            yield f["path"], content
+
+
+def test_embedded_scripts_pass_shellcheck(rendered, tmp_path):
+    shellcheck = _tool("shellcheck", "shellcheck")
+    _, _, texts = rendered
+    checked = 0
+    for role, text in texts.items():
+        for path, content in embedded_scripts(text):
+            script = tmp_path / f"{role}-{Path(path).name}"
+            script.write_text(content)
+            result = subprocess.run([shellcheck, "--shell=bash", "--severity=style", str(script)],
+                                    capture_output=True, text=True)
+            assert result.returncode == 0, f"{role} {path}:\n{result.stdout}{result.stderr}"
+            checked += 1
+    # addresses.sh, fetch-release.sh and bootstrap.sh on each role.
+    assert checked == 6
+
+
+def test_shellcheck_catches_a_broken_script(tmp_path):
+    """The shellcheck test above can fail: a classic mistake is reported."""
+    shellcheck = _tool("shellcheck", "shellcheck")
+    script = tmp_path / "bad.sh"
+    script.write_text("#!/bin/bash\nrm -rf $dir/*\n")
+    assert subprocess.run([shellcheck, str(script)], capture_output=True).returncode != 0
+
+
+# --- systemd units ---------------------------------------------------------------
+
+HOST_UNITS = Path("/usr/lib/systemd/system") if Path("/usr/lib/systemd/system").is_dir() else Path("/lib/systemd/system")
+
+
+def _exec_binaries(unit_text):
+    for line in unit_text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip().startswith("Exec") and value.strip():
+            binary = value.strip().split()[0].lstrip("-@:+!")
+            if binary.startswith("/"):
+                yield binary
+
+
+def verify_units(tmp_path, config):
+    """systemd-analyze verify the config's units in a temporary root where
+    every binary they start is a stub, as are the units Flatcar provides."""
+    analyze = _tool("systemd-analyze", "systemd")
+    root = tmp_path / "root"
+    shutil.copytree(HOST_UNITS, root / "usr/lib/systemd/system", symlinks=True)
+    etc = root / "etc/systemd/system"
+    etc.mkdir(parents=True)
+    stub_unit = "[Unit]\nDescription=stub of Flatcar's {0}\n[Service]\nExecStart=/usr/bin/{0}\n"
+    (etc / layout.UNIT_CONTAINERD).write_text(stub_unit.format("containerd"))
+    binaries = {"/usr/bin/containerd"}
+    names = []
+    for unit in config["coreos"]["units"]:
+        (etc / unit["name"]).write_text(unit["content"])
+        binaries.update(_exec_binaries(unit["content"]))
+        for dropin in unit.get("drop-ins", []):
+            (etc / f"{unit['name']}.d").mkdir(exist_ok=True)
+            (etc / f"{unit['name']}.d" / dropin["name"]).write_text(dropin["content"])
+            binaries.update(_exec_binaries(dropin["content"]))
+        names.append(unit["name"])
+    for binary in binaries:
+        stub = root / binary.lstrip("/")
+        stub.parent.mkdir(parents=True, exist_ok=True)
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
+    return subprocess.run([analyze, "verify", "--man=no", f"--root={root}", *names],
+                          capture_output=True, text=True)
+
+
+def test_units_pass_systemd_analyze_verify(rendered, tmp_path):
+    _, _, texts = rendered
+    for role, text in texts.items():
+        result = verify_units(tmp_path / role, yaml.safe_load(text))
+        assert result.returncode == 0 and not result.stderr.strip() and not result.stdout.strip(), \
+            f"{role}:\n{result.stdout}{result.stderr}"
+
+
+def test_systemd_analyze_verify_catches_a_bad_unit(rendered, tmp_path):
+    _, _, texts = rendered
+    config = yaml.safe_load(texts["node"])
+    unit = config["coreos"]["units"][0]
+    unit["content"] = unit["content"].replace("Type=oneshot", "Type=oneshoot")
+    result = verify_units(tmp_path, config)
+    assert "oneshoot" in result.stderr
+
+
+# --- what runs where --------------------------------------------------------------
+
+def test_the_units_and_files_the_checks_rely_on_are_defined(rendered):
+    _, _, texts = rendered
+    for role, text in texts.items():
+        config = yaml.safe_load(text)
+        units = units_of(config)
+        for check in layout.checks(role, servicenet_ip="192.0.2.10"):
+            assert check.unit in units, (role, check.name)
+            assert units[check.unit].get("content"), check.unit
+        files = files_of(config)
+        for path in (layout.FETCH_SCRIPT, layout.BOOTSTRAP_SCRIPT, layout.ADDRESSES_SCRIPT,
+                     layout.RELEASE_CURLRC, layout.RELEASE_ENV, layout.KUBEADM_CONFIG):
+            assert path in files, (role, path)
+        assert units[layout.UNIT_RELEASE]["command"] == "start"
+        assert units[layout.UNIT_BOOTSTRAP]["command"] == "start"
+        assert f"ExecStart={layout.FETCH_SCRIPT}" in units[layout.UNIT_RELEASE]["content"]
+        assert f"ExecStart={layout.BOOTSTRAP_SCRIPT}" in units[layout.UNIT_BOOTSTRAP]["content"]
+        for later in (layout.UNIT_BOOTSTRAP, layout.UNIT_KUBELET):
+            assert re.search(rf"^Requires=.*\b{re.escape(layout.UNIT_RELEASE)}", units[later]["content"], re.M)
+            assert re.search(rf"^After=.*\b{re.escape(layout.UNIT_RELEASE)}", units[later]["content"], re.M)
+
+
+def test_checks_per_role():
+    node = layout.checks("node")
+    assert [c.unit for c in node] == [layout.UNIT_RELEASE, layout.UNIT_BOOTSTRAP, layout.UNIT_KUBELET]
+    master = layout.checks("master", servicenet_ip="192.0.2.10")
+    commands = [c.command() for c in master]
+    assert f"curl --silent --show-error --fail --max-time 10 --cacert {layout.CA_CERT} " \
+           f"https://192.0.2.10:{layout.API_PORT}/readyz" in commands
+    assert master[-1].command(sudo=True) == \
+        f"sudo -n {layout.BIN_DIR}/kubectl --kubeconfig {layout.ADMIN_CONF} get nodes -o json"
+    with pytest.raises(ValueError):
+        layout.checks("master")
+    with pytest.raises(ValueError):
+        layout.checks("minion")
+
+
+def kubeadm_docs(text):
+    content = files_of(yaml.safe_load(text))[layout.KUBEADM_CONFIG]["content"]
+    return {doc["kind"]: doc for doc in yaml.safe_load_all(content)}
+
+
+def test_master_kubeadm_config_follows_the_settings(rendered):
+    s, facts, texts = rendered
+    docs = kubeadm_docs(texts["master"])
+    init, cluster, kubelet = docs["InitConfiguration"], docs["ClusterConfiguration"], docs["KubeletConfiguration"]
+    assert init["apiVersion"] == cluster["apiVersion"] == "kubeadm.k8s.io/v1beta4"
+    assert init["bootstrapTokens"][0]["token"] == facts.bootstrap_token
+    assert init["localAPIEndpoint"] == {"advertiseAddress": "@SERVICENET_IP@", "bindPort": layout.API_PORT}
+    assert {"name": "node-ip", "value": "@SERVICENET_IP@"} in init["nodeRegistration"]["kubeletExtraArgs"]
+    assert init["nodeRegistration"]["name"] == f"{s.INSTANCE_PREFIX}-master"
+    assert cluster["kubernetesVersion"] == facts.kube_version
+    assert cluster["networking"] == {"podSubnet": str(s.KUBE_NETWORK),
+                                     "serviceSubnet": str(s.SERVICE_CLUSTER_IP_RANGE),
+                                     "dnsDomain": s.DNS_DOMAIN}
+    sans = cluster["apiServer"]["certSANs"]
+    assert {"@SERVICENET_IP@", "@PUBLIC_IP@", str(s.SERVICE_CLUSTER_IP_RANGE.network_address + 1)} <= set(sans)
+    assert kubelet["clusterDNS"] == [str(s.DNS_SERVER_IP)]
+    assert kubelet["clusterDomain"] == s.DNS_DOMAIN
+    assert kubelet["cgroupDriver"] == "systemd"
+    if s.ENABLE_CLUSTER_DNS:
+        assert "skipPhases" not in init
+    else:
+        assert init["skipPhases"] == ["addon/coredns"]
+
+
+def test_node_joins_by_token_and_ca_hash_only(rendered):
+    s, facts, texts = rendered
+    join = kubeadm_docs(texts["node"])["JoinConfiguration"]
+    assert join["discovery"] == {"bootstrapToken": {
+        "apiServerEndpoint": f"192.0.2.10:{layout.API_PORT}",
+        "token": facts.bootstrap_token,
+        "caCertHashes": [facts.discovery_hash]}}
+    assert {"name": "node-ip", "value": "@SERVICENET_IP@"} in join["nodeRegistration"]["kubeletExtraArgs"]
+    assert join["nodeRegistration"]["name"] == f"{s.INSTANCE_PREFIX}-node-1"
+
+
+def test_kube_dns_is_moved_only_when_dns_server_ip_is_not_kubeadms(rendered):
+    s, _, texts = rendered
+    files = files_of(yaml.safe_load(texts["master"]))
+    script = files[layout.BOOTSTRAP_SCRIPT]["content"]
+    moves = s.ENABLE_CLUSTER_DNS and s.DNS_SERVER_IP != s.SERVICE_CLUSTER_IP_RANGE.network_address + 10
+    assert (layout.KUBE_DNS_SERVICE in files) == moves
+    assert (layout.KUBE_DNS_SERVICE in script) == moves
+    if moves:
+        service = yaml.safe_load(files[layout.KUBE_DNS_SERVICE]["content"])
+        assert service["spec"]["clusterIP"] == str(s.DNS_SERVER_IP)
+        assert service["metadata"]["name"] == "kube-dns"
+
+
+def test_flannel_uses_host_gw_on_kube_network_over_the_cloud_network(rendered):
+    s, _, texts = rendered
+    docs = list(yaml.safe_load_all(files_of(yaml.safe_load(texts["master"]))[layout.FLANNEL_MANIFEST]["content"]))
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    net_conf = json.loads(config["data"]["net-conf.json"])
+    assert net_conf["Network"] == str(s.KUBE_NETWORK)
+    assert net_conf["Backend"] == {"Type": "host-gw"}
+    json.loads(config["data"]["cni-conf.json"])
+    daemonset = next(d for d in docs if d["kind"] == "DaemonSet")
+    args = daemonset["spec"]["template"]["spec"]["containers"][0]["args"]
+    regex = next(a.split("=", 1)[1] for a in args if a.startswith("--iface-regex="))
+    assert regex == userdata.ip_regex(s.NOVA_NETWORK)
+    assert not any("eth2" in a for a in args)
+
+
+@pytest.mark.parametrize("cidr", ["192.168.0.0/24", "172.16.16.0/20", "10.0.0.0/8", "10.1.2.3/32",
+                                  "192.168.4.0/22", "10.128.0.0/9", "192.168.7.64/26"])
+def test_ip_regex_matches_exactly_the_network(cidr):
+    network = ipaddress.IPv4Network(cidr)
+    pattern = re.compile(userdata.ip_regex(network))
+    rng = random.Random(cidr)
+    inside = [network.network_address, network.broadcast_address] + [
+        network.network_address + rng.randrange(network.num_addresses) for _ in range(200)]
+    outside = [network.network_address - 1, network.broadcast_address + 1] + [
+        ipaddress.IPv4Address(rng.getrandbits(32)) for _ in range(500)]
+    for address in inside:
+        assert pattern.match(str(address)), address
+    for address in outside:
+        assert bool(pattern.match(str(address))) == (address in network), address
+    assert not pattern.match("eth2")
+
+
+# --- secrets -----------------------------------------------------------------------
+
+def _pem_body(pem):
+    return "".join(pem.strip().splitlines()[1:-1])
+
+
+def test_node_user_data_holds_no_secret_a_node_must_not_have(material):
+    s = load_settings()
+    facts = make_facts(material)
+    text = userdata.render("node", s, node_facts(facts))
+    for blob in (text, userdata.decode(userdata.encode(text, "node"))):
+        flat = "".join(blob.split())
+        assert _pem_body(material.ca_key_pem) not in flat
+        assert _pem_body(material.admin_key_pem) not in flat
+        assert _pem_body(material.admin_cert_pem) not in flat
+        assert "PRIVATE KEY" not in blob
+        for secret in (SENTINEL_API_KEY, SENTINEL_PASSWORD):
+            assert secret not in blob
+
+
+def test_master_gets_the_ca_but_never_admin_or_cloud_credentials(material):
+    s = load_settings()
+    text = userdata.render("master", s, make_facts(material))
+    files = files_of(yaml.safe_load(text))
+    assert files[f"{layout.CA_SOURCE_DIR}/ca.key"]["content"] == material.ca_key_pem
+    assert files[f"{layout.CA_SOURCE_DIR}/ca.key"]["permissions"] == "0600"
+    assert files[f"{layout.CA_SOURCE_DIR}/ca.crt"]["content"] == material.ca_cert_pem
+    flat = "".join(text.split())
+    assert _pem_body(material.admin_key_pem) not in flat
+    for secret in (SENTINEL_API_KEY, SENTINEL_PASSWORD):
+        assert secret not in text
+
+
+def test_temp_url_and_token_sit_only_in_root_only_files(rendered):
+    _, facts, texts = rendered
+    for role, text in texts.items():
+        config = yaml.safe_load(text)
+        for path, f in files_of(config).items():
+            if "temp_url_sig" in f["content"]:
+                assert path == layout.RELEASE_CURLRC and f["permissions"] == "0600", (role, path)
+            if facts.bootstrap_token in f["content"]:
+                assert path == layout.KUBEADM_CONFIG and f["permissions"] == "0600", (role, path)
+        for unit in config["coreos"]["units"]:
+            assert "temp_url_sig" not in unit["content"]
+        curlrc = files_of(config)[layout.RELEASE_CURLRC]["content"]
+        assert f'url = "{facts.release_url}"' in curlrc
+        env = files_of(config)[layout.RELEASE_ENV]["content"]
+        assert f"KUBE_RELEASE_SHA256={facts.release_sha256}" in env
+
+
+def test_release_url_quoting_survives_curl_config_syntax(material):
+    s = load_settings()
+    facts = make_facts(material, release_url='https://x.invalid/a"b\\c?temp_url_sig=1')
+    config = yaml.safe_load(userdata.render("node", s, node_facts(facts)))
+    assert 'url = "https://x.invalid/a\\"b\\\\c?temp_url_sig=1"' in files_of(config)[layout.RELEASE_CURLRC]["content"]
+
+
+# --- size and encoding -------------------------------------------------------------
+
+def test_encoded_user_data_fits_novas_limit(rendered):
+    _, _, texts = rendered
+    for role, text in texts.items():
+        data = userdata.encode(text, role)
+        assert len(base64.b64encode(data)) < 64 * 1024, role
+        assert userdata.decode(data) == text
+
+
+def test_large_user_data_is_gzipped_small_is_not():
+    small = "#cloud-config\nhostname: a\n"
+    assert userdata.encode(small) == small.encode()
+    large = "#cloud-config\n" + "# padding line\n" * 2000
+    data = userdata.encode(large)
+    assert data[:2] == b"\x1f\x8b"
+    assert userdata.decode(data) == large
+    assert userdata.encode(large) == data  # deterministic
+
+
+def test_oversized_user_data_names_the_role():
+    noise = random.Random(1).randbytes(80 * 1024).hex()
+    with pytest.raises(UserError, match="the node user data is .* over Nova's limit"):
+        userdata.encode("#cloud-config\n# " + noise + "\n", "node")
+
+
+# --- inputs ------------------------------------------------------------------------
+
+def test_too_old_or_unresolved_versions_are_refused(material):
+    s = load_settings()
+    for version, message in (("v1.30.9", "KUBE_VERSION v1.30.9 is too old"), ("stable", "not a release")):
+        with pytest.raises(UserError, match=message):
+            userdata.render("master", s, make_facts(material, kube_version=version))
+
+
+def test_a_node_needs_the_masters_address(material):
+    s = load_settings()
+    with pytest.raises(ValueError):
+        userdata.render("node", s, make_facts(material))
+    with pytest.raises(ValueError):
+        userdata.render("minion", s, make_facts(material))
+
+
+def test_templates_fail_on_undefined_values(material):
+    env = userdata._environment()
+    with pytest.raises(Exception, match="undefined"):
+        env.from_string("{{ nothing }}").render()
+
+
+def test_facts_repr_hides_secrets(material):
+    text = repr(make_facts(material))
+    assert "temp_url_sig" not in text
+    assert material.bootstrap_token not in text
+    assert _pem_body(material.ca_key_pem)[:40] not in text
+
+
+# --- golden files ---------------------------------------------------------------------
+
+# Test-only placeholders: not a certificate or key, so no real private key
+# sits in the repository. The renderer treats PKI material as opaque text.
+GOLDEN_FACTS = userdata.ClusterFacts(
+    kube_version="v1.31.4",
+    release_url="https://storage.example.invalid/v1/AUTH_golden/kubernetes-releases-golden/golden/"
+                "kubernetes-server-linux-amd64.tar.gz?temp_url_sig=GOLDEN-TEST-SIGNATURE&temp_url_expires=0",
+    release_sha256="0123456789abcdef" * 4,
+    ssh_public_key="ssh-ed25519 AAAAGOLDEN-TEST-PLACEHOLDER-NOT-A-KEY golden@kube-rackspace",
+    ca_cert_pem="-----BEGIN CERTIFICATE-----\nGOLDEN-TEST-PLACEHOLDER-NOT-A-CERTIFICATE\n-----END CERTIFICATE-----\n",
+    ca_key_pem="-----BEGIN PRIVATE KEY-----\nGOLDEN-TEST-PLACEHOLDER-NOT-A-KEY\n-----END PRIVATE KEY-----\n",
+    bootstrap_token="golden.0123456789abcdef",
+    discovery_hash="sha256:" + "0" * 64,
+)
+
+
+def golden_renders():
+    s = settings.load(environ={}, flags={"INSTANCE_PREFIX": "golden", "NUM_NODES": "2"})
+    return {
+        "master.yaml": userdata.render("master", s, GOLDEN_FACTS),
+        "node-1.yaml": userdata.render("node", s, dataclasses.replace(GOLDEN_FACTS, master_ip="192.0.2.10", node_index=1)),
+    }
+
+
+@pytest.mark.parametrize("name", ["master.yaml", "node-1.yaml"])
+def test_golden(name):
+    text = golden_renders()[name]
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert path.is_file(), f"{path} missing: run UPDATE_GOLDEN=1 pytest tests/test_userdata.py"
+    assert text == path.read_text(), \
+        f"what the servers run changed; review the diff and run UPDATE_GOLDEN=1 pytest {Path(__file__).name}"
