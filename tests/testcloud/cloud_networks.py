@@ -259,6 +259,30 @@ def make_app(sessions, region="ORD"):
         return {k.decode(): [v.decode() for v in vs]
                 for k, vs in request.args.items()}
 
+    def root_url(request):
+        host = (request.getHeader(b"host") or b"127.0.0.1").decode()
+        return "http://%s/cloudNetworks/%s" % (host, region)
+
+    @app.route("/cloudNetworks/%s" % region, methods=["GET"],
+               endpoint="versions")
+    def versions(request):
+        """Neutron version discovery (keystoneauth strips /v2.0 for it)."""
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps({"versions": [{
+            "id": "v2.0", "status": "CURRENT",
+            "links": [{"href": root_url(request) + "/v2.0/",
+                       "rel": "self"}]}]})
+
+    @app.route(base, methods=["GET"], endpoint="v2_resources")
+    def resources(request):
+        def body(t):
+            return {"resources": [
+                {"name": n[:-1], "collection": n, "links": [{
+                    "href": root_url(request) + "/v2.0/" + n,
+                    "rel": "self"}]}
+                for n in ("networks", "subnets", "ports")]}
+        return handle(request, body)
+
     kinds = {
         "networks": ("network", STORE.list_networks, STORE.network,
                      STORE.create_network, STORE.delete_network),

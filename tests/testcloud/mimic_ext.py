@@ -52,6 +52,14 @@ def md5_fingerprint(public_key):
     return ":".join(digest[i:i + 2] for i in range(0, 32, 2))
 
 
+def _replace_endpoint(name, fn):
+    """Swap the handler of one of NovaRegion's Klein routes (keeping Klein's
+    route metadata stored on the original executor)."""
+    orig = NovaRegion.app._endpoints[name]
+    fn.__dict__.update(orig.__dict__)
+    NovaRegion.app._endpoints[name] = fn
+
+
 def _patch_keypairs():
     KeyPair.fingerprint = property(lambda self: md5_fingerprint(
         self.public_key))
@@ -85,7 +93,7 @@ def _patch_keypairs():
         request.setResponseCode(200)
         return json.dumps(coll.create_keypair(
             keypair=KeyPair(name=name, public_key=public_key)))
-    NovaRegion.app._endpoints["create_key_pair"] = create_key_pair
+    _replace_endpoint("create_key_pair", create_key_pair)
 
     @NovaRegion.app.route("/v2/<string:tenant_id>/os-keypairs/"
                           "<string:keypairname>", methods=["GET"],
@@ -112,7 +120,7 @@ def _patch_keypairs():
                 request))
         request.setResponseCode(202)
         return b""
-    NovaRegion.app._endpoints["delete_key_pair"] = delete_key_pair
+    _replace_endpoint("delete_key_pair", delete_key_pair)
 
 
 def _unique_public_ip(template):

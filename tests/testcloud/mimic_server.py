@@ -37,7 +37,6 @@ from mimic.catalog import Endpoint, Entry
 from mimic.core import MimicCore
 from mimic.imimic import IExternalAPIMock
 from mimic.resource import MimicRoot, get_site
-from mimic.rest.mimicapp import MimicApp
 from mimic.rest.nova_api import NovaApi, NovaControlApi
 
 from tests.testcloud import cloud_networks, mimic_ext

@@ -89,7 +89,6 @@ def cmd_systemctl(args):
 
 def cmd_journalctl(args):
     unit, lines = None, 10
-    it = iter(range(len(args)))
     i = 0
     while i < len(args):
         a = args[i]
@@ -102,7 +101,6 @@ def cmd_journalctl(args):
         elif a.startswith("--lines="):
             lines = int(a.split("=", 1)[1])
         i += 1
-    del it
     if unit is None:
         return 0
     state = unit_state(me(), unit)

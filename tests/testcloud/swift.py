@@ -5,6 +5,7 @@ logs all live in that directory; nothing is read from /etc/swift.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,16 @@ def _write(path, text):
 
 
 def build_rings(etc, ports):
+    """Run in a subprocess: importing swift monkey-patches via eventlet,
+    which must never happen in the test process."""
+    subprocess.run([sys.executable, "-c",
+                    "import sys, json; from tests.testcloud.swift import "
+                    "_build_rings_here as b; b(sys.argv[1], "
+                    "json.loads(sys.argv[2]))", etc, json.dumps(ports)],
+                   check=True, cwd=REPO_ROOT)
+
+
+def _build_rings_here(etc, ports):
     from swift.common.ring import RingBuilder
     for kind in SERVERS:
         rb = RingBuilder(6, 1, 1)          # part_power 6, 1 replica
@@ -123,9 +134,9 @@ def configure(root, mimic_url, proxy_port=None):
     return etc, ports
 
 
-def start(root, mimic_url):
+def start(root, mimic_url, proxy_port=None):
     """Start the four servers; returns (processes, proxy_url)."""
-    etc, ports = configure(root, mimic_url)
+    etc, ports = configure(root, mimic_url, proxy_port)
     env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep +
                os.environ.get("PYTHONPATH", ""))
     procs = []
@@ -140,3 +151,4 @@ def start(root, mimic_url):
             env=env, cwd=root, start_new_session=True))
         log.close()
     return procs, ports, "http://127.0.0.1:%d" % ports["proxy"]
+

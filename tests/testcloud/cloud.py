@@ -1,0 +1,273 @@
+"""
+TestCloud: Mimic (identity, Nova, Cloud Networks) + real Swift + sshd +
+release mirror, all on loopback, started in one call.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from tests.testcloud import release_mirror, sshd, swift
+from tests.testcloud.netns import assert_loopback_namespace
+from tests.testcloud.util import (REPO_ROOT, free_port, http_ok, port_open,
+                                  wait_for)
+
+REGION = "ORD"
+
+
+class TestCloud:
+    """Start with ``TestCloud.start(workdir)``; stop with ``.stop()`` or use
+    it as a context manager."""
+
+    __test__ = False   # not a pytest test class
+
+    def __init__(self, workdir, username="testcloud", api_key=None,
+                 tenant_id="987654", kube_version="v1.31.4"):
+        self.workdir = os.path.abspath(workdir)
+        self.username = username
+        self.api_key = api_key or secrets.token_hex(16)
+        self.tenant_id = tenant_id
+        self.region = REGION
+        self.release_version = kube_version
+        self._procs = []
+        self._mirror = None
+        self.startup_seconds = None
+
+    # -- lifecycle --------------------------------------------------------
+    @classmethod
+    def start(cls, workdir, **kwargs):
+        self = cls(workdir, **kwargs)
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self):
+        assert_loopback_namespace()
+        t0 = time.monotonic()
+        os.makedirs(self.workdir, exist_ok=True)
+        self.health_dir = os.path.join(self.workdir, "health")
+        self.servers_dir = os.path.join(self.workdir, "servers")
+        for d in (self.health_dir, self.servers_dir):
+            os.makedirs(d, exist_ok=True)
+        mimic_port, swift_port = free_port(), free_port()
+        self.mimic_url = "http://127.0.0.1:%d" % mimic_port
+        self.auth_url = self.mimic_url + "/identity/v2.0"
+        self.swift_url = "http://127.0.0.1:%d" % swift_port
+        self.storage_url = "%s/v1/AUTH_%s" % (self.swift_url, self.tenant_id)
+
+        ready = os.path.join(self.workdir, "mimic.ready")
+        env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep +
+                   os.environ.get("PYTHONPATH", ""))
+        log = open(os.path.join(self.workdir, "mimic.log"), "ab")
+        self._mimic = subprocess.Popen(
+            [sys.executable, "-m", "tests.testcloud.mimic_server",
+             "--port", str(mimic_port), "--swift-url", self.swift_url,
+             "--username", self.username, "--api-key", self.api_key,
+             "--tenant-id", self.tenant_id, "--ready-file", ready],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=REPO_ROOT, env=env, start_new_session=True)
+        log.close()
+        self._procs.append(self._mimic)
+
+        swift_procs, self._swift_ports, _ = swift.start(
+            os.path.join(self.workdir, "swift"), self.mimic_url,
+            proxy_port=swift_port)
+        self._procs.extend(swift_procs)
+
+        self._mirror = release_mirror.ReleaseMirror(
+            os.path.join(self.workdir, "mirror"), self.release_version)
+        self.release_base_url = self._mirror.base_url
+
+        self._sshd, self.sshd_port, self.ssh_config = sshd.start(
+            os.path.join(self.workdir, "ssh"), self.mimic_url,
+            self.health_dir, self.servers_dir)
+        self._procs.append(self._sshd)
+
+        wait_for(lambda: os.path.exists(ready), procs=[self._mimic],
+                 what="mimic")
+        wait_for(lambda: http_ok(self.swift_url + "/info") and all(
+            port_open(p) for p in self._swift_ports.values()),
+            procs=swift_procs, what="swift")
+        wait_for(lambda: port_open(self.sshd_port), procs=[self._sshd],
+                 what="sshd")
+        info = self._get("/testcloud/info")
+        self.behaviors_url = info["behaviors_url"].format(
+            tenant=self.tenant_id)
+        self.env_file = os.path.join(self.workdir, "testcloud.env")
+        with open(self.env_file, "w") as f:
+            for k, v in self.env().items():
+                f.write("%s=%s\n" % (k, v))
+        self.reset_request_counts()
+        self.startup_seconds = time.monotonic() - t0
+
+    def stop(self):
+        """Kill every process group we started; idempotent."""
+        for p in self._procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 5
+        for p in self._procs:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(p.pid, signal.SIGKILL)   # stragglers in the group
+            except (ProcessLookupError, PermissionError):
+                pass
+            if p.poll() is None:
+                p.wait(5)
+        self._procs = []
+        if self._mirror is not None:
+            self._mirror.stop()
+            self._mirror = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- configuration for the tool --------------------------------------
+    def env(self):
+        return {
+            "OS_AUTH_URL": self.auth_url,
+            "OS_USERNAME": self.username,
+            "OS_API_KEY": self.api_key,
+            "OS_REGION_NAME": self.region,
+            "OS_TENANT_NAME": self.tenant_id,
+            "SSH_USER": "root",
+            "SSH_CONFIG": self.ssh_config,
+            "KUBE_RELEASE_URL": self.release_base_url,
+            "KUBE_VERSION": self.release_version,
+        }
+
+    # -- HTTP helpers -----------------------------------------------------
+    def _request(self, method, url, body=None, headers=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        req.add_header("Accept", "application/json")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            raw = r.read()
+        return json.loads(raw) if raw else None
+
+    def _get(self, path):
+        return self._request("GET", self.mimic_url + path)
+
+    def token(self):
+        """A Mimic token for the test user (same one the tool will get)."""
+        body = {"auth": {"RAX-KSKEY:apiKeyCredentials": {
+            "username": self.username, "apiKey": self.api_key}}}
+        return self._request("POST", self.auth_url + "/tokens",
+                             body)["access"]["token"]["id"]
+
+    # -- fault injection ----------------------------------------------------
+    def inject_nova_behavior(self, name, parameters=None, criteria=None,
+                             event="creation", server_name=None):
+        """Register a Mimic Nova behavior; returns its id.
+
+        name: "fail" ({"code", "message", "type"}), "false-negative" (same
+        params; server IS created), "error" (server goes to ERROR),
+        "build" ({"duration": seconds} in BUILD), "active-then-error"
+        ({"duration"}), "over-limit" ({"retry_after": s}: 413 + Retry-After).
+        criteria: Mimic criteria list, e.g. [{"server_name": "^t1a2.*"}];
+        server_name=REGEX is a shortcut.  Default: every server.
+        """
+        if criteria is None:
+            criteria = [{"server_name": server_name or ".*"}]
+        resp = self._request(
+            "POST", "%s/%s" % (self.behaviors_url, event),
+            {"name": name, "parameters": parameters or {},
+             "criteria": criteria}, {"X-Auth-Token": self.token()})
+        return resp["id"]
+
+    def remove_nova_behavior(self, behavior_id, event="creation"):
+        self._request("DELETE", "%s/%s/%s" % (self.behaviors_url, event,
+                                              behavior_id),
+                      headers={"X-Auth-Token": self.token()})
+
+    def set_server_status(self, server_id, status):
+        """Force a Nova server's status (e.g. "ERROR") via Mimic's control
+        API."""
+        url = self.behaviors_url.rsplit("/behaviors", 1)[0] + "/attributes/"
+        self._request("POST", url, {"status": {server_id: status}},
+                      {"X-Auth-Token": self.token()})
+
+    # -- servers / health -------------------------------------------------
+    def servers(self):
+        """Live servers of all tenants: id, name, status, public_ipv4, ..."""
+        return self._get("/testcloud/servers")
+
+    def keypairs(self):
+        return self._get("/testcloud/keypairs")
+
+    def set_server_health(self, server_name, unit=None, active=True,
+                          journal=None, node_ready=None):
+        """Make ``unit`` on ``server_name`` active/failed (systemctl,
+        journalctl, curl /readyz for kube-apiserver, kubectl Ready for
+        kubelet) and/or set the node's Ready condition."""
+        path = os.path.join(self.health_dir, server_name + ".json")
+        try:
+            with open(path) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            state = {}
+        if unit is not None:
+            u = state.setdefault("units", {}).setdefault(unit, {})
+            u["active"] = bool(active)
+            if journal is not None:
+                u["journal"] = journal
+        if node_ready is not None:
+            state["node_ready"] = bool(node_ready)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f)
+        os.replace(tmp, path)
+
+    def reset_server_health(self, server_name=None):
+        for name in os.listdir(self.health_dir):
+            if server_name is None or name == server_name + ".json":
+                os.unlink(os.path.join(self.health_dir, name))
+
+    # -- request counters ---------------------------------------------------
+    def request_counts(self):
+        """Requests served since start/reset, per service: identity,
+        compute, compute-behaviors, network, object-store, other."""
+        counts = dict(self._get("/testcloud/requests"))
+        try:
+            with open(os.path.join(self.workdir, "swift", "log",
+                                   "requests.log")) as f:
+                counts["object-store"] = sum(1 for _ in f)
+        except OSError:
+            counts["object-store"] = 0
+        return counts
+
+    def compute_request_count(self):
+        return self.request_counts().get("compute", 0)
+
+    def reset_request_counts(self):
+        self._request("POST", self.mimic_url + "/testcloud/requests/reset", {})
+        log = os.path.join(self.workdir, "swift", "log", "requests.log")
+        if os.path.exists(log):
+            open(log, "w").close()
+
+
+def remove_workdir(path):
+    shutil.rmtree(path, ignore_errors=True)
