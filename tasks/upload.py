@@ -1,0 +1,188 @@
+"""inv upload: publish the server tarball on Cloud Files behind a temp URL.
+
+`publish(s)` is what `inv up`, `inv master` and `inv nodes` call: it finds
+the tarball, uploads it unless the stored object is the same file, and
+returns a fresh temp URL for the servers. Re-running it transfers nothing
+when nothing changed, and hashes nothing either (digests are cached by
+path, size and mtime).
+"""
+
+import dataclasses
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+from invoke import task
+
+from . import cloudfiles, names, progress, release, settings
+from .cloud import Cloud
+from .errors import CloudError
+
+STATE_FILE = "release.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    url: str            # temp URL the servers GET (signature inside: never print it, see redacted)
+    sha256: str         # of the whole tarball; the servers verify it
+    size: int
+    expires_at: int     # unix time the temp URL stops working
+    container: str
+    object_name: str
+    version: str | None  # Kubernetes version in the tarball, when known
+
+    @property
+    def redacted(self):
+        return release.redact(self.url)
+
+
+@task
+def upload(c):
+    """Upload the server tarball to Cloud Files and make its temp URL."""
+    s = settings.load()
+    rel = publish(s)
+    expires = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(rel.expires_at))
+    print(f"{rel.container}/{rel.object_name}  {rel.size} bytes  sha256 {rel.sha256}")
+    print(f"temp URL (valid until {expires}): {rel.redacted}")
+
+
+def plan(remote_headers, size, digests, segment_size):
+    """What to do: 'skip' (same file stored), 'put' (one PUT) or 'slo'.
+    digests None: not known yet (only possible when nothing is stored)."""
+    if digests is not None and cloudfiles.matches(remote_headers, size, digests):
+        return "skip"
+    return "put" if size <= segment_size else "slo"
+
+
+def publish(s, cloud=None):
+    path = release.find_tarball(s)
+    size = path.stat().st_size
+    cache = release.DigestCache(s.KUBE_DOWNLOAD_DIR)
+    cloud = cloud or Cloud(s)
+    container, name = names.container(s), names.release_object(s)
+    segment_size = s.UPLOAD_SEGMENT_MB << 20
+
+    conn = cloudfiles.connect(cloud)
+    cloudfiles.ensure_container(conn, container)
+    remote = cloudfiles.head_object(conn, container, name)
+    # A plain PUT sends the MD5 for Swift to check; an SLO needs only the
+    # sha256, which can be computed while the segments go up.
+    plain = size <= segment_size
+    cached = cache.get(path)
+    digests = cached if cached and cached.get("sha256") and (cached.get("md5") or not plain) else None
+    if digests is None and (remote is not None or plain):
+        # Needed up front to compare with what is stored (or for a plain PUT).
+        digests = release.file_digests(path, cache, md5=plain)
+    action = plan(remote, size, digests, segment_size)
+
+    if action == "skip":
+        progress.info(f"{container}/{name} is up to date ({path})")
+    else:
+        digests = _upload(s, cloud, conn, path, size, cache, digests, action, container, name, segment_size)
+
+    version = _version(s, path, cache)
+    storage_url = cloud.endpoint("object-store")
+    key = cloudfiles.ensure_temp_url_key(conn)
+    digest = cloudfiles.temp_url_digest(conn, storage_url)
+    server_url = _servicenet_endpoint(cloud) if s.CLOUDFILES_SERVICENET else storage_url
+    url, expires_at = cloudfiles.temp_url(server_url, container, name, key, s.TEMP_URL_TTL, digest)
+    result = Release(url=url, sha256=digests["sha256"], size=size, expires_at=expires_at,
+                     container=container, object_name=name, version=version)
+    save(s, result)
+    return result
+
+
+def _servicenet_endpoint(cloud):
+    """The storage's internal (ServiceNet) URL: the servers download over it
+    without the traffic being billed."""
+    try:
+        return cloud.endpoint("object-store", interface="internal")
+    except CloudError as exc:
+        raise CloudError(f"{exc.reason}; no ServiceNet endpoint for Cloud Files: set CLOUDFILES_SERVICENET=false "
+                         "to hand the servers the public URL") from None
+
+
+def _upload(s, cloud, conn, path, size, cache, digests, action, container, name, segment_size):
+    cancel = threading.Event()
+    start = time.monotonic()
+    with progress.transfer(f"uploading {path.name} to {container}", size) as advance:
+        if action == "put":
+            cloudfiles.put_file(conn, container, name, path, size, digests["md5"], digests["sha256"],
+                                advance, cancel)
+            keep = []
+        else:
+            digests_of = _hash_beside(path, cache, digests, cancel)
+            keep = cloudfiles.put_segmented(cloud, container, name, path, size, segment_size,
+                                            s.UPLOAD_CONCURRENCY, digests_of, advance, cancel)
+            digests = digests_of()
+    # Older segments of this object (a replaced SLO, a killed upload).
+    cloudfiles.sweep_segments(cloud, conn, container, name, keep=keep)
+    elapsed = time.monotonic() - start
+    progress.info(f"uploaded {path} to {container}/{name}: {size / 2**20:.1f} MiB in {elapsed:.1f}s"
+                  + (f" ({len(keep)} segments)" if keep else ""))
+    return digests
+
+
+def _hash_beside(path, cache, digests, cancel):
+    """A function returning the file's digests; when they are not cached,
+    a thread computes them while the segments upload (hashlib releases the
+    GIL, so this costs little wall time)."""
+    if digests is not None:
+        return lambda: digests
+    box = {}
+
+    def run():
+        try:
+            box["digests"] = release.hash_file(path, cancel, md5=False)
+        except BaseException as exc:  # reported to the caller in get()
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="hash-release", daemon=True)
+    thread.start()
+
+    def get():
+        if "result" not in box:
+            thread.join()
+            if "error" in box:
+                raise box["error"]
+            if box.get("digests") is None:
+                raise cloudfiles.Interrupted()
+            cache.put(path, **box["digests"])
+            box["result"] = box["digests"]
+        return box["result"]
+    return get
+
+
+def _version(s, path, cache):
+    entry = cache.get(path) or {}
+    if "version" in entry:
+        return entry["version"]
+    version = release.version_from_path(s, path) or release.tarball_version(path)
+    cache.put(path, version=version)
+    return version
+
+
+# --- the record `inv status` reads ------------------------------------------------
+
+def state_path(s):
+    return Path(names.state_dir(s)) / STATE_FILE
+
+
+def save(s, rel):
+    """release.json in the cluster's state dir: mode 0600 (it holds the
+    temp URL), dir 0700."""
+    directory = Path(names.state_dir(s))
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(directory, 0o700)
+    release.write_atomic(directory / STATE_FILE, json.dumps(dataclasses.asdict(rel), indent=1) + "\n", mode=0o600)
+
+
+def load_saved(s):
+    """The last published Release, or None."""
+    try:
+        data = json.loads(state_path(s).read_text())
+        return Release(**data)
+    except (OSError, ValueError, TypeError):
+        return None
