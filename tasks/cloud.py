@@ -32,6 +32,9 @@ RETRY_STATUSES = [408, 413, 429, 500, 502, 503, 504]
 RETRY_STATUSES_CREATE = [408, 413, 429]
 RETRIES = 6
 CONNECT_RETRIES = 3
+# Seconds a request may wait on the socket: a hung connection fails (and is
+# retried or, for a create, looked up) instead of stalling the run forever.
+REQUEST_TIMEOUT = 60
 
 # keystoneauth logs each retry at WARNING; keep our output to our own lines.
 logging.getLogger("keystoneauth").setLevel(logging.ERROR)
@@ -53,7 +56,7 @@ class Cloud:
     def __init__(self, s):
         s.require_credentials()
         self.settings = s
-        self.session = ks_session.Session(auth=auth_plugin(s))
+        self.session = ks_session.Session(auth=auth_plugin(s), timeout=REQUEST_TIMEOUT)
 
     @functools.cached_property
     def access(self):

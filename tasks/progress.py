@@ -22,7 +22,9 @@ LOG_INTERVAL = 10.0
 
 def info(message):
     """One plain line of progress to stderr (stdout stays for results)."""
-    print(message, file=sys.stderr, flush=True)
+    # One write per line: node creates report from several threads at once.
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
 
 
 def _live():

@@ -14,6 +14,7 @@ admin key or any cloud credential.
 import base64
 import gzip
 import ipaddress
+import functools
 import json
 import re
 import shlex
@@ -108,7 +109,9 @@ def _curl_quote(value):
     return str(value).replace("\\", "\\\\").replace('"', '\\"')
 
 
+@functools.lru_cache(maxsize=None)
 def _environment():
+    # Built once per process: templates compile once however many nodes render.
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         undefined=jinja2.StrictUndefined,

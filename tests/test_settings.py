@@ -162,3 +162,14 @@ def test_inv_and_pytest_import_the_same_modules():
     probe = "import tasks, tasks.settings; print(tasks.__file__, tasks.settings.__file__)"
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.split() == [tasks.__file__, settings.__file__]
+
+
+def test_readme_documents_every_setting_and_every_task(tmp_path):
+    readme = (REPO / "README.md").read_text()
+    undocumented = [name for name in settings.SPECS if f"| `{name}` |" not in readme]
+    assert not undocumented
+    listed = _inv("--list", env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}).stdout
+    tasks = [m.group(1) for m in re.finditer(r"^  (\S+)", listed, re.M)]
+    for stage in ("build", "upload", "network", "keypair", "master", "nodes", "up", "ssh", "down"):
+        assert stage in tasks
+    assert [t for t in tasks if f"inv {t}" not in readme] == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import secrets
 import shutil
 import signal
@@ -107,7 +108,7 @@ class TestCloud:
         self.env_file = os.path.join(self.workdir, "testcloud.env")
         with open(self.env_file, "w") as f:
             for k, v in self.env().items():
-                f.write("%s=%s\n" % (k, v))
+                f.write("%s=%s\n" % (k, shlex.quote(v)))
         self.reset_request_counts()
         self.startup_seconds = time.monotonic() - t0
 
@@ -150,6 +151,8 @@ class TestCloud:
             "OS_API_KEY": self.api_key,
             "OS_REGION_NAME": self.region,
             "OS_TENANT_NAME": self.tenant_id,
+            # Mimic's image list is Rackspace's of its day: no Flatcar yet.
+            "KUBE_IMAGE": "CoreOS (Stable)",
             "SSH_USER": "root",
             "SSH_CONFIG": self.ssh_config,
             "KUBE_RELEASE_URL": self.release_base_url,

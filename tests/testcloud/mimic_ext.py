@@ -239,7 +239,10 @@ def server_info(server):
             "status": server.status, "key_name": server.key_name,
             "metadata": server.metadata,
             "public_ipv4": v4[0] if v4 else None,
-            "addresses": server.addresses_json()}
+            "addresses": server.addresses_json(),
+            # The create request as Nova received it, for tests that check
+            # every field the tool sent.
+            "request": server.creation_request_json}
 
 
 _applied = False

@@ -42,6 +42,9 @@ def main():
     cmd = os.environ.get("SSH_ORIGINAL_COMMAND")
     if cmd is None:
         os.execv("/bin/sh", ["-sh", "-i"])
+    # A booted server has kubectl & co. in /opt/bin (installed by
+    # kube-release.service); on this stand-in that directory is the stubs'.
+    cmd = cmd.replace("/opt/bin/", conf["stub_dir"] + "/")
     if cmd.strip() in ("internal-sftp", conf["sftp_server"]) or \
             cmd.strip().endswith("/sftp-server"):
         os.execv(conf["sftp_server"], [conf["sftp_server"]])

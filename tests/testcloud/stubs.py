@@ -168,7 +168,16 @@ def node_json(server):
 
 
 def cmd_kubectl(args):
-    words = [a for a in args if not a.startswith("-")]
+    # Positional words only: skip flags and the values of flags that take one.
+    takes_value = {"--kubeconfig", "--context", "--server", "-n", "--namespace", "-o", "--output"}
+    words, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in takes_value:
+            skip = True
+        elif not a.startswith("-"):
+            words.append(a)
     if "version" in words[:1]:
         print("Client Version: v1.31.4")
         return 0

@@ -1,0 +1,78 @@
+"""The seam between the cloud stages and the cloud-config: the user data one
+server boots with, as the bytes Nova gets (before base64).
+
+`BootData(s, release).user_data(role, index, master_ip)` gathers the facts a
+server needs (userdata.ClusterFacts: the release temp URL, sha256 and version, the
+cluster key, the PKI from the state dir, and for nodes their index and the
+master's ServiceNet address) and hands them to userdata.render / encode.
+"""
+
+import dataclasses
+import threading
+
+from . import names
+from .errors import UserError
+
+
+def lazy_release(s, cloud):
+    """A function returning upload.publish(s, cloud), called at most once and
+    only when a server is really created: a re-run that creates nothing
+    neither hashes nor uploads the tarball."""
+    lock = threading.Lock()
+    box = []
+
+    def get():
+        with lock:
+            if not box:
+                from . import upload
+
+                box.append(upload.publish(s, cloud))
+            return box[0]
+    return get
+
+
+class BootData:
+    """User data for the servers of one run. The facts every server shares
+    (release, cluster key, PKI) are gathered once, at the first server that
+    needs them; thread-safe, so node creates can render in parallel."""
+
+    def __init__(self, s, release):
+        self.s = s
+        self._release = release
+        self._lock = threading.Lock()
+        self._base = None
+
+    def base_facts(self):
+        from . import pki, sshkeys, userdata
+
+        with self._lock:
+            if self._base is None:
+                s, release = self.s, self._release
+                if callable(release):
+                    release = release()
+                version = release.version or (s.KUBE_VERSION if s.KUBE_VERSION != "stable" else None)
+                if not version:
+                    raise UserError(f"cannot tell which Kubernetes version {release.container}/"
+                                    f"{release.object_name} holds; set KUBE_VERSION to it (e.g. v1.31.4)")
+                self._base = userdata.ClusterFacts.from_pki(
+                    pki.ensure(names.state_dir(s)), kube_version=version, release_url=release.url,
+                    release_sha256=release.sha256, ssh_public_key=sshkeys.ensure_local(s).public_key)
+            return self._base
+
+    def facts(self, role, index, master_ip):
+        if role == "node":
+            return dataclasses.replace(self.base_facts(), master_ip=master_ip, node_index=index)
+        return self.base_facts()
+
+    def user_data(self, role, index, master_ip):
+        """Bytes for Nova's user_data, gzipped when large (cloudservers adds
+        the base64 and checks the 64 KiB limit again)."""
+        from . import userdata
+
+        text = userdata.render(role, self.s, self.facts(role, index, master_ip))
+        return userdata.encode(text, names.master_name(self.s) if role == "master" else names.node_name(self.s, index))
+
+
+def user_data(s, role, index, release, master_ip):
+    """One server's user data (BootData for many)."""
+    return BootData(s, release).user_data(role, index, master_ip)

@@ -1,0 +1,105 @@
+"""Cloud Networks (Rackspace's Neutron v2.0): the only module that calls the
+network API.
+
+The endpoint carries no tenant (https://ord.networks.api.rackspacecloud.com/v2.0);
+the token names it. Reads retry on every status in cloud.RETRY_STATUSES;
+creates only on 408/413/429, and a 5xx or timeout on a create is followed by
+a look-up by name (Neutron allows duplicate names, so a blind retry could
+leave two networks).
+"""
+
+import time
+
+from keystoneauth1 import adapter as ks_adapter
+from keystoneauth1 import exceptions as ks_exc
+
+from . import cloud as cloudmod
+from .errors import CloudError
+
+LOOKUP_DELAY = 2.0
+
+
+class CloudNetworks:
+    def __init__(self, cloud):
+        self.cloud = cloud
+        self.endpoint = cloud.endpoint("network")
+        self.api = cloud.adapter("network")
+        self.api_create = ks_adapter.Adapter(
+            cloud.session, endpoint_override=self.endpoint, status_code_retries=cloudmod.RETRIES,
+            retriable_status_codes=cloudmod.RETRY_STATUSES_CREATE, connect_retries=0)
+
+    def _call(self, what, adapter, method, path, **kwargs):
+        try:
+            return adapter.request(path, method, **kwargs).json()
+        except ks_exc.HttpError as exc:
+            cloudmod.fail(exc, what)
+        except ks_exc.ConnectionError as exc:
+            raise CloudError(f"{what}: cannot reach Cloud Networks at {self.endpoint} ({exc})") from None
+
+    def networks(self, name):
+        """Networks labelled `name` (the server filters; we check again)."""
+        body = self._call(f"listing Cloud Networks named {name}", self.api, "GET", "/networks",
+                          params={"name": name})
+        return [n for n in body.get("networks") or [] if n.get("name") == name]
+
+    def subnets(self, network_id):
+        body = self._call(f"listing subnets of Cloud Network {network_id}", self.api, "GET", "/subnets",
+                          params={"network_id": network_id})
+        return [sn for sn in body.get("subnets") or [] if sn.get("network_id") == network_id]
+
+    def ports(self, network_id):
+        body = self._call(f"listing ports of Cloud Network {network_id}", self.api, "GET", "/ports",
+                          params={"network_id": network_id})
+        return [p for p in body.get("ports") or [] if p.get("network_id") == network_id]
+
+    def _delete(self, kind, resource_id):
+        """DELETE one resource: True when deleted, False when already gone.
+        A 409 (still in use) is a CloudError naming it, for `down` to retry."""
+        try:
+            self.api.delete(f"/{kind}s/{resource_id}")
+        except ks_exc.NotFound:
+            return False
+        except ks_exc.HttpError as exc:
+            cloudmod.fail(exc, f"deleting {kind} {resource_id}")
+        except ks_exc.ConnectionError as exc:
+            raise CloudError(f"deleting {kind} {resource_id}: cannot reach Cloud Networks at "
+                             f"{self.endpoint} ({exc})") from None
+        return True
+
+    def delete_port(self, port_id):
+        return self._delete("port", port_id)
+
+    def delete_subnet(self, subnet_id):
+        return self._delete("subnet", subnet_id)
+
+    def delete_network(self, network_id):
+        return self._delete("network", network_id)
+
+    def create_network(self, name):
+        what = f"creating Cloud Network {name}"
+        try:
+            return self.api_create.post("/networks", json={"network": {"name": name}}).json()["network"]
+        except (ks_exc.HttpError, ks_exc.ConnectionError) as exc:
+            if isinstance(exc, ks_exc.HttpError) and exc.http_status < 500 and exc.http_status != 408:
+                cloudmod.fail(exc, what)
+            time.sleep(LOOKUP_DELAY)
+            found = self.networks(name)
+            if len(found) == 1:
+                return found[0]
+            reason = cloudmod.describe(exc) if isinstance(exc, ks_exc.HttpError) else str(exc)
+            raise CloudError(f"{what}: {reason}; no network of that name appeared, re-run") from None
+
+    def create_subnet(self, network_id, name, cidr):
+        what = f"creating subnet {cidr} on Cloud Network {network_id}"
+        body = {"subnet": {"network_id": network_id, "ip_version": 4, "cidr": str(cidr), "name": name}}
+        try:
+            return self.api_create.post("/subnets", json=body).json()["subnet"]
+        except (ks_exc.HttpError, ks_exc.ConnectionError) as exc:
+            if isinstance(exc, ks_exc.HttpError) and exc.http_status < 500 and exc.http_status != 408:
+                cloudmod.fail(exc, what)
+            time.sleep(LOOKUP_DELAY)
+            found = [sn for sn in self.subnets(network_id) if sn.get("cidr") == str(cidr)]
+            if found:
+                return found[0]
+            reason = cloudmod.describe(exc) if isinstance(exc, ks_exc.HttpError) else str(exc)
+            raise CloudError(f"{what}: {reason}; no subnet appeared, re-run") from None

@@ -1,0 +1,246 @@
+"""Cloud Servers (Nova): the only module that calls the compute API.
+
+python-novaclient on the shared keystoneauth session, API version 2.0 (what
+Rackspace and Mimic speak). Every call retries on cloud.RETRY_STATUSES with
+backoff and Retry-After honoured (keystoneauth does it; novaclient passes
+the options through to its Adapter). Creates retry only on 408/413/429: a 5xx
+or a timeout may hide a server that was created after all, so
+`create_server` looks the name up before it tries again.
+"""
+
+import base64
+import difflib
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from keystoneauth1 import exceptions as ks_exc
+from novaclient import client as nova_client
+from novaclient import exceptions as nova_exc
+
+from . import cloud as cloudmod
+from . import names
+from .errors import CloudError, ConfigError
+from .servers import GONE, Server
+
+PUBLICNET = "00000000-0000-0000-0000-000000000000"
+SERVICENET = "11111111-1111-1111-1111-111111111111"
+# Nova rejects user_data whose base64 form exceeds 65535 bytes.
+USER_DATA_LIMIT = 65535
+CREATE_ATTEMPTS = 3
+LOOKUP_DELAYS = (1.0, 3.0, 6.0)   # before each look-up after an ambiguous create
+
+_cache = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def for_cloud(cloud):
+    """One CloudServers per Cloud, so `inv up` lists images and flavors once."""
+    with _cache_lock:
+        if cloud not in _cache:
+            _cache[cloud] = CloudServers(cloud)
+        return _cache[cloud]
+
+
+def describe(exc):
+    """One line from a novaclient or keystoneauth exception."""
+    if isinstance(exc, nova_exc.ClientException):
+        message = (exc.message or "").strip().splitlines()[0] if exc.message else type(exc).__name__
+        return f"{message} (HTTP {exc.code})"
+    if isinstance(exc, ks_exc.HttpError):
+        return cloudmod.describe(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _ambiguous(exc):
+    """Did the create perhaps happen although we got no success answer?"""
+    if isinstance(exc, nova_exc.ClientException):
+        return exc.code is None or exc.code >= 500 or exc.code == 408
+    return isinstance(exc, (ks_exc.ConnectionError, ks_exc.RetriableConnectionFailure))
+
+
+class Unavailable(CloudError):
+    """Nova kept failing (5xx, timeouts) after every retry: a wait may poll
+    on through it; anything else stops the run like any CloudError."""
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    """Everything a server create sends (a test compares it to what Nova got)."""
+    name: str
+    image_id: str
+    flavor_id: str
+    key_name: str
+    network_ids: tuple        # in NIC order: eth0, eth1, eth2
+    metadata: dict
+    user_data: bytes          # raw (maybe gzipped) bytes; base64 is added on the wire
+
+    def check(self):
+        size = len(base64.b64encode(self.user_data))
+        if size > USER_DATA_LIMIT:
+            raise ConfigError(
+                f"user data for {self.name} is {size} bytes in base64, over Nova's limit of {USER_DATA_LIMIT}; "
+                "shorten the cloud-config")
+
+
+class CloudServers:
+    def __init__(self, cloud):
+        self.cloud = cloud
+        self.endpoint = cloud.endpoint("compute")
+        common = dict(session=cloud.session, endpoint_override=self.endpoint,
+                      region_name=cloud.settings.OS_REGION_NAME)
+        self.nova = nova_client.Client(
+            "2", status_code_retries=cloudmod.RETRIES, retriable_status_codes=cloudmod.RETRY_STATUSES,
+            connect_retries=cloudmod.CONNECT_RETRIES, **common)
+        # No blind connect retries for creates either: a dropped connection
+        # is ambiguous, create_server looks before it leaps.
+        self.nova_create = nova_client.Client(
+            "2", status_code_retries=cloudmod.RETRIES, retriable_status_codes=cloudmod.RETRY_STATUSES_CREATE,
+            connect_retries=0, **common)
+        self._images = None
+        self._flavors = None
+
+    # -- errors ------------------------------------------------------------
+    def _fail(self, what, exc):
+        if isinstance(exc, (ks_exc.ConnectionError, ks_exc.RetriableConnectionFailure)):
+            raise Unavailable(f"{what}: cannot reach Cloud Servers at {self.endpoint} ({exc})") from None
+        if _ambiguous(exc):
+            raise Unavailable(f"{what}: {describe(exc)}") from None
+        raise CloudError(f"{what}: {describe(exc)}") from None
+
+    def _get(self, what, url):
+        try:
+            return self.nova.client.get(url)[1]
+        except (nova_exc.ClientException, ks_exc.ClientException) as exc:
+            self._fail(what, exc)
+
+    def _pages(self, what, url, key):
+        """GET a list, following Nova's `<key>_links` next links."""
+        items = []
+        while url:
+            body = self._get(what, url) or {}
+            items.extend(body.get(key) or [])
+            url = next((link["href"] for link in body.get(f"{key}_links") or [] if link.get("rel") == "next"), None)
+        return items
+
+    # -- images and flavors --------------------------------------------------
+    def image_id(self, ref):
+        """KUBE_IMAGE as an ID or a name."""
+        if self._images is None:
+            self._images = self._pages("listing images", "/images/detail", "images")
+        return _resolve("KUBE_IMAGE", ref, self._images, "image", self.cloud.settings.OS_REGION_NAME)
+
+    def flavor_id(self, setting, ref):
+        """KUBE_MASTER_FLAVOR / KUBE_NODE_FLAVOR as an ID or a name."""
+        if self._flavors is None:
+            self._flavors = self._pages("listing flavors", "/flavors", "flavors")
+        return _resolve(setting, ref, self._flavors, "flavor", self.cloud.settings.OS_REGION_NAME)
+
+    # -- keypairs ------------------------------------------------------------
+    def keypair(self, name):
+        """(name, public_key, fingerprint) of the keypair, or None."""
+        try:
+            kp = self.nova.keypairs.get(name)
+        except nova_exc.NotFound:
+            return None
+        except (nova_exc.ClientException, ks_exc.ClientException) as exc:
+            self._fail(f"reading keypair {name}", exc)
+        return kp.name, kp.public_key, kp.fingerprint
+
+    def create_keypair(self, name, public_key):
+        """Register `public_key`; returns the keypair as `keypair()` does.
+        A 409 or an ambiguous failure is answered by reading it back."""
+        try:
+            kp = self.nova_create.keypairs.create(name, public_key=public_key)
+            return kp.name, kp.public_key, kp.fingerprint
+        except nova_exc.Conflict:
+            pass
+        except (nova_exc.ClientException, ks_exc.ClientException) as exc:
+            if not _ambiguous(exc):
+                self._fail(f"registering keypair {name}", exc)
+            time.sleep(LOOKUP_DELAYS[0])
+        found = self.keypair(name)
+        if found is None:
+            raise CloudError(f"registering keypair {name}: Nova failed and has no such keypair; re-run")
+        return found
+
+    def delete_keypair(self, name):
+        """True when deleted, False when there was none."""
+        try:
+            self.nova.keypairs.delete(name)
+        except nova_exc.NotFound:
+            return False
+        except (nova_exc.ClientException, ks_exc.ClientException) as exc:
+            self._fail(f"deleting keypair {name}", exc)
+        return True
+
+    # -- servers -------------------------------------------------------------
+    def list_servers(self, prefix):
+        """Every server whose name contains `prefix-`, in one request per page.
+        Nova treats `name` as a regular expression (Mimic as a substring);
+        our prefixes hold no regex metacharacters, so both return a superset
+        that servers.py narrows by name and metadata."""
+        url = "/servers/detail?" + urlencode({"name": f"{prefix}-"})
+        return [Server.from_api(d) for d in self._pages(f"listing servers {prefix}-*", url, "servers")]
+
+    def find(self, s, name, ignore_ids=()):
+        """Our live servers called exactly `name` (but those in `ignore_ids`:
+        servers we just deleted may still be listed for a while)."""
+        return [srv for srv in self.list_servers(s.INSTANCE_PREFIX)
+                if srv.name == name and names.is_cluster_server(s, srv.name, srv.metadata)
+                and srv.status not in GONE and srv.id not in ignore_ids]
+
+    def delete_server(self, server):
+        try:
+            self.nova.servers.delete(server.id)
+        except nova_exc.NotFound:
+            pass
+        except (nova_exc.ClientException, ks_exc.ClientException) as exc:
+            self._fail(f"deleting server {server.name} ({server.id})", exc)
+
+    def create_server(self, s, request, ignore_ids=(), sleep=time.sleep):
+        """Create one server; returns its id. A 4xx stops with the API's
+        message; a 5xx or timeout is followed by a look-up by name and only
+        then, if no server appeared, by another attempt."""
+        request.check()
+        last = None
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                created = self.nova_create.servers.create(
+                    request.name, image=request.image_id, flavor=request.flavor_id, meta=request.metadata,
+                    userdata=request.user_data, key_name=request.key_name, config_drive=True,
+                    nics=[{"net-id": net} for net in request.network_ids])
+                return created.id
+            except (nova_exc.ClientException, ks_exc.ClientException) as exc:
+                if not _ambiguous(exc):
+                    self._fail(f"creating server {request.name}", exc)
+                last = exc
+            sleep(LOOKUP_DELAYS[min(attempt, len(LOOKUP_DELAYS) - 1)])
+            found = self.find(s, request.name, ignore_ids)
+            if found:
+                return found[0].id
+        raise CloudError(f"creating server {request.name}: {describe(last)}; "
+                         f"no server appeared after {CREATE_ATTEMPTS} attempts")
+
+
+def _resolve(setting, ref, items, kind, region):
+    """An ID or a name to an ID; unknown: one line with the close matches."""
+    for item in items:
+        if item.get("id") == ref:
+            return ref
+    named = [item for item in items if item.get("name") == ref]
+    if len(named) == 1:
+        return named[0]["id"]
+    if len(named) > 1:
+        ids = ", ".join(item["id"] for item in named)
+        raise ConfigError(f"{setting}={ref!r} names several {kind}s ({ids}); set {setting} to one of the IDs")
+    labels = [item.get("name") or "" for item in items]
+    lowered = ref.lower()
+    close = [n for n in labels if lowered in n.lower()]
+    close += [n for n in difflib.get_close_matches(ref, labels, n=5, cutoff=0.6) if n not in close]
+    hint = f"close matches: {', '.join(repr(n) for n in close[:5])}" if close else \
+        f"no {kind} name is close (there are {len(items)})"
+    article = "an" if kind[0] in "aeiou" else "a"
+    raise ConfigError(f"{setting}={ref!r} is neither the ID nor the name of {article} {kind} in {region}; {hint}")

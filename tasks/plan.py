@@ -1,0 +1,105 @@
+"""inv plan: what `inv up` would create, reuse or replace, and the user data
+each server would boot with, written to the state directory. Reads the
+cloud, changes nothing there.
+"""
+
+import os
+
+from invoke import task
+
+from . import bootdata, names, network, release, servers, settings, upload
+from .cloud import Cloud
+from .cloudnetworks import CloudNetworks
+from .cloudservers import CloudServers
+
+# A node's user data needs the master's ServiceNet address; before the master
+# exists, the plan renders it with an address from RFC 5737's documentation
+# range, which no server can have, and says so.
+UNKNOWN_MASTER_IP = "192.0.2.1"
+
+
+def server_actions(s, found):
+    """[(name, action, detail)] for the master and every node, from the pure
+    plans of servers.plan."""
+    rows = []
+    for role in ("master", "node"):
+        decided = servers.plan(s, role, found)
+        for want, srv in decided.reuse:
+            rows.append((want.name, "reuse", f"{srv.status}, id {srv.id}"))
+        replaced = {srv.name: srv for srv in decided.delete if srv.status in servers.FAILED}
+        for want in decided.create:
+            if want.name in replaced:
+                rows.append((want.name, "replace", f"in ERROR: {replaced[want.name].fault or 'no fault message'}"))
+            else:
+                rows.append((want.name, "create", s.KUBE_MASTER_FLAVOR if role == "master" else s.KUBE_NODE_FLAVOR))
+        for srv in decided.delete:
+            if srv.name not in replaced:
+                rows.append((srv.name, "delete", f"duplicate {srv.id}"))
+        for srv in decided.conflicts:
+            rows.append((srv.name, "conflict", f"not this cluster's (id {srv.id}): up will stop"))
+        for srv in decided.surplus:
+            rows.append((srv.name, "keep", f"above NUM_NODES={s.NUM_NODES}: left alone"))
+    return rows
+
+
+def planned_release(s, cloud):
+    """The Release the servers would download: the last upload's record, or
+    what `inv upload` would publish (the object's URL before signing)."""
+    saved = upload.load_saved(s)
+    if saved is not None:
+        return saved, "last upload"
+    path = release.find_tarball(s)
+    digests = release.file_digests(path, release.DigestCache(s.KUBE_DOWNLOAD_DIR), md5=False)
+    url = f"{cloud.endpoint('object-store')}/{names.container(s)}/{names.release_object(s)}"
+    version = release.version_from_path(s, path) or release.tarball_version(path)
+    found = upload.Release(url=url, sha256=digests["sha256"], size=digests["size"], expires_at=0,
+                           container=names.container(s), object_name=names.release_object(s), version=version)
+    return found, f"{path}, not uploaded yet (the URL gets its signature at upload)"
+
+
+def write_user_data(s, cloud, found):
+    """Render every server's user data into STATE/plan/; returns the paths."""
+    rel, origin = planned_release(s, cloud)
+    master = next((srv for srv in found if srv.name == names.master_name(s) and srv.servicenet_ip), None)
+    master_ip = master.servicenet_ip if master else UNKNOWN_MASTER_IP
+    boot = bootdata.BootData(s, rel)
+    out = names.state_dir(s) / "plan"
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(out, 0o700)
+    from . import userdata
+
+    written = []
+    for role, index, name in [("master", 0, names.master_name(s))] + [
+            ("node", i, names.node_name(s, i)) for i in range(1, s.NUM_NODES + 1)]:
+        facts = boot.facts(role, index, master_ip)
+        text = userdata.render(role, s, facts)
+        path = out / f"{name}.yaml"
+        # The user data holds the bootstrap token (and on the master the CA key).
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        written.append(path)
+    return written, origin, master is None
+
+
+@task
+def plan(c):
+    """Show what `inv up` would create, reuse or replace; write the user data to the state dir."""
+    s = settings.load()
+    cloud = Cloud(s)
+    nova, nets = CloudServers(cloud), CloudNetworks(cloud)
+    label = names.network_label(s)
+    decision = network.plan(label, s.NOVA_NETWORK, nets.networks(label), nets.subnets)
+    keypair = nova.keypair(names.keypair_name(s))
+    found = nova.list_servers(s.INSTANCE_PREFIX)
+
+    print(f"cluster {s.INSTANCE_PREFIX} in {s.OS_REGION_NAME}:")
+    print(f"  {'network':<10} {label:<32} {decision.action} ({s.NOVA_NETWORK})")
+    print(f"  {'keypair':<10} {names.keypair_name(s):<32} {'reuse' if keypair else 'create'}")
+    for name, action, detail in server_actions(s, found):
+        print(f"  {'server':<10} {name:<32} {action} ({detail})")
+    written, origin, master_unknown = write_user_data(s, cloud, found)
+    print(f"user data for {len(written)} servers in {written[0].parent}/ (release: {origin})")
+    if master_unknown:
+        print(f"  nodes rendered with master address {UNKNOWN_MASTER_IP}: the real one is known once the master boots")
+

@@ -1,0 +1,443 @@
+"""SSH to the cluster's servers: connections, host keys, post-boot checks.
+
+Every connection honours SSH_CONFIG (ProxyCommand, ProxyJump: Fabric reads
+them), logs in as SSH_USER with the cluster key, and checks host keys
+against the cluster's own known_hosts (names.state_dir/known_hosts): a key
+is recorded at first contact and a changed key is refused, naming the
+server and the file to edit. Entries are keyed by the server's public
+address, as the user knows it, so `ssh` and `inv ssh` agree with us.
+"""
+
+import json
+import shlex
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import fabric
+import paramiko
+from invoke.exceptions import CommandTimedOut
+from paramiko.ssh_exception import BadHostKeyException
+
+from . import layout, names, progress, servers
+from .errors import UserError
+
+# One connection attempt; a server that is still booting refuses or drops
+# us, so attempts repeat until the per-server timeout.
+CONNECT_TIMEOUT = 10
+RETRY_DELAY = 3.0
+# A single check command; checks that do not pass yet are retried.
+COMMAND_TIMEOUT = 60
+JOURNAL_LINES = 20
+# The shell's "cannot execute" / "not found": the checks run in boot order,
+# so a command missing once the units before it passed will not appear.
+NOT_RUNNABLE = (126, 127)
+NO_LIST = "kubectl printed no node list"
+
+_file_lock = threading.Lock()
+
+
+class HostKeyChanged(UserError):
+    """The server presented a key other than the one recorded for it."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server to reach: its name, role ('master'/'node'), public IPv4
+    (what we connect to) and ServiceNet IPv4 (what the API serves on)."""
+    name: str
+    role: str
+    address: str
+    servicenet_ip: str = ""
+
+
+def known_hosts_path(s):
+    return names.state_dir(s) / "known_hosts"
+
+
+def ensure_state_dir(s):
+    path = names.state_dir(s)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    return path
+
+
+class RecordNewHostKey(paramiko.MissingHostKeyPolicy):
+    """Trust on first use, into the cluster's own known_hosts. Only called
+    for a host with no recorded key: paramiko itself raises
+    BadHostKeyException when a recorded key differs, before asking us."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def missing_host_key(self, client, hostname, key):
+        with _file_lock:
+            # Another thread (or run) may have recorded this host meanwhile.
+            current = paramiko.HostKeys()
+            if self.path.exists():
+                current.load(str(self.path))
+            known = current.lookup(hostname)
+            if known is not None and key.get_name() in known:
+                if known[key.get_name()] != key:
+                    raise BadHostKeyException(hostname, key, known[key.get_name()])
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = self.path.open("a")
+                try:
+                    self.path.chmod(0o600)
+                    fd.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+                finally:
+                    fd.close()
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+def fabric_config(s):
+    """Fabric config: SSH_CONFIG when set (only it, like `ssh -F`), else the
+    usual ~/.ssh/config and /etc/ssh/ssh_config; the cluster key for every
+    hop (a bastion in ProxyJump may still use the user's own keys)."""
+    overrides = {
+        "user": s.SSH_USER,
+        # The key object itself, not key_filename: paramiko then reports a
+        # refused login as such, not as a parse error of another key type.
+        "connect_kwargs": {"pkey": load_key(s)},
+        "timeouts": {"connect": CONNECT_TIMEOUT},
+        "load_ssh_configs": True,
+    }
+    if s.SSH_CONFIG:
+        if not Path(s.SSH_CONFIG).is_file():
+            raise UserError(f"SSH_CONFIG={s.SSH_CONFIG}: no such file; fix the path or unset SSH_CONFIG")
+        return fabric.Config(overrides=overrides, runtime_ssh_path=str(s.SSH_CONFIG))
+    return fabric.Config(overrides=overrides)
+
+
+def load_key(s):
+    path = names.private_key_path(s)
+    if not path.is_file():
+        raise UserError(f"no cluster key {path}; run `inv keypair` (SSH_KEY_NAME={s.SSH_KEY_NAME})")
+    try:
+        return paramiko.PKey.from_path(path)
+    except paramiko.PasswordRequiredException:
+        raise UserError(f"{path} is protected by a passphrase, which kube-rackspace does not ask for; "
+                        "use a key without one (SSH_KEY_NAME)") from None
+    except (paramiko.SSHException, ValueError, OSError) as exc:
+        raise UserError(f"cannot read the cluster key {path}: {exc}") from None
+
+
+def connection(s, address, config=None):
+    """An unopened Fabric connection to `address` that checks host keys
+    against the cluster's known_hosts (Fabric's default would auto-add)."""
+    conn = fabric.Connection(address, config=config or fabric_config(s))
+    path = known_hosts_path(s)
+    ensure_state_dir(s)
+    if path.exists():
+        conn.client.load_host_keys(str(path))
+    conn.client.set_missing_host_key_policy(RecordNewHostKey(path))
+    return conn
+
+
+def host_key_refusal(s, target_name, address):
+    return HostKeyChanged(
+        f"{target_name} ({address}) presented a host key other than the one recorded in "
+        f"{known_hosts_path(s)}; if the server was rebuilt, delete its line from that file and re-run")
+
+
+def open_connection(s, target, timeout, config=None, on_attempt=None):
+    """Connect and log in, retrying until `timeout` seconds have passed:
+    a booting server refuses connections, resets them, or does not yet
+    know the key. A changed host key is final at once."""
+    deadline = time.monotonic() + timeout
+    last = "no attempt"
+    config = config or fabric_config(s)
+    while True:
+        conn = connection(s, target.address, config)
+        try:
+            conn.open()
+            return conn
+        except BadHostKeyException:
+            conn.close()
+            raise host_key_refusal(s, target.name, target.address) from None
+        except (paramiko.AuthenticationException,) as exc:
+            last = f"login as {s.SSH_USER} with {names.private_key_path(s)} refused ({exc})"
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            last = _one_line(exc) or type(exc).__name__
+        conn.close()
+        if on_attempt:
+            on_attempt(last)
+        if time.monotonic() + RETRY_DELAY >= deadline:
+            raise TimeoutError(f"no SSH login to {target.name} ({target.address}) within {timeout}s: {last}")
+        time.sleep(RETRY_DELAY)
+
+
+def _one_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else ""
+
+
+# --- post-boot checks -------------------------------------------------------
+
+@dataclass
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class ServerResult:
+    target: Target
+    checks: list = field(default_factory=list)   # CheckResult, in order
+    error: str = ""                              # could not even log in
+    journal: tuple = ()                          # (unit, text) of the failing unit
+
+    @property
+    def ok(self):
+        return not self.error and all(c.ok for c in self.checks)
+
+    def failures(self):
+        if self.error:
+            return [self.error]
+        return [f"{c.name}: {c.detail}" if c.detail else c.name for c in self.checks if not c.ok]
+
+
+def run(conn, command, timeout=COMMAND_TIMEOUT):
+    """(exit status, stdout, stderr) of `command`, output captured."""
+    try:
+        result = conn.run(command, hide=True, warn=True, timeout=timeout, in_stream=False)
+    except CommandTimedOut:
+        return 124, "", f"timed out after {timeout}s"
+    return result.exited, result.stdout, result.stderr
+
+
+def sudo(s):
+    # Flatcar's `core` needs sudo for root-only files and units; root does not.
+    return s.SSH_USER != "root"
+
+
+def _shell(s, argv):
+    return shlex.join(("sudo", "-n", *argv) if sudo(s) else argv)
+
+
+def is_nodes_check(check):
+    """The master's check that lists nodes (layout's `kubectl get nodes -o
+    json`): exit 0 is not enough, every server must be Ready in its output."""
+    return tuple(check.argv[-4:]) == ("get", "nodes", "-o", "json")
+
+
+def nodes_ready(output, expected):
+    """'' when every `expected` node is registered and Ready in `kubectl get
+    nodes -o json` output, else one line saying which are not."""
+    try:
+        items = json.loads(output).get("items", [])
+    except (ValueError, AttributeError):
+        return NO_LIST
+    ready = {}
+    for item in items:
+        name = (item.get("metadata") or {}).get("name", "")
+        conditions = (item.get("status") or {}).get("conditions") or []
+        ready[name] = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    missing = [n for n in expected if n not in ready]
+    not_ready = [n for n in expected if n in ready and not ready[n]]
+    parts = []
+    if missing:
+        parts.append(f"not registered: {', '.join(missing)}")
+    if not_ready:
+        parts.append(f"not Ready: {', '.join(not_ready)}")
+    return "; ".join(parts)
+
+
+def _unit_failed(s, conn, unit):
+    # `systemctl is-active` prints "failed" for a unit that gave up: waiting
+    # will not make it active, so report it at once instead of at the timeout.
+    status, out, _err = run(conn, _shell(s, ("systemctl", "is-active", unit)))
+    return out.strip() == "failed"
+
+
+def check_server(s, target, checks, timeout, wait, expected_nodes=()):
+    """Log in to one server and run its checks in order, retrying a check
+    that does not pass yet until `timeout` (the server may still be
+    booting). Never raises for the server's own faults: they go into the
+    result."""
+    result = ServerResult(target)
+    deadline = time.monotonic() + timeout
+    wait(target.name, "connecting")
+    try:
+        conn = open_connection(s, target, timeout,
+                               on_attempt=lambda why: wait(target.name, f"connecting ({_short(why, 60)})"))
+    except (HostKeyChanged, TimeoutError) as exc:
+        result.error = str(exc)
+        return result
+    try:
+        for check in checks:
+            wait(target.name, check.name)
+            while True:
+                status, out, err = run(conn, check.command(sudo=sudo(s)))
+                problem = "" if status == 0 else (_one_line(err) or _one_line(out) or f"exit status {status}")
+                garbled = False
+                if not problem and is_nodes_check(check):
+                    problem = nodes_ready(out, expected_nodes)
+                    # kubectl that exits 0 always prints the list: no list
+                    # now means none later either.
+                    garbled = problem == NO_LIST
+                if not problem:
+                    result.checks.append(CheckResult(check.name, True))
+                    break
+                wait(target.name, f"{check.name}: {_short(problem, 60)}")
+                if (time.monotonic() + RETRY_DELAY >= deadline or status in NOT_RUNNABLE or garbled
+                        or _unit_failed(s, conn, check.unit)):
+                    result.checks.append(CheckResult(check.name, False, problem))
+                    if not result.journal:
+                        result.journal = (check.unit, journal(s, conn, check.unit))
+                    return result
+                time.sleep(RETRY_DELAY)
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        result.error = f"lost the SSH connection: {_one_line(exc) or type(exc).__name__}"
+    finally:
+        conn.close()
+    return result
+
+
+def journal(s, conn, unit, lines=JOURNAL_LINES):
+    status, out, err = run(conn, _shell(s, ("journalctl", "-u", unit, "-n", str(lines), "--no-pager")))
+    return out.rstrip() if status == 0 else f"(journalctl failed: {_one_line(err) or status})"
+
+
+def check_all(s, targets, timeout=None):
+    """Check every server at once, one thread each, with layout's checks for
+    its role; the master's node check waits for every server to be Ready.
+    Returns the ServerResults in `targets` order."""
+    timeout = timeout or s.BOOT_TIMEOUT
+    expected = [t.name for t in targets]
+    states = {t.name: "waiting" for t in targets}
+    lock = threading.Lock()
+    with progress.waiting(f"post-boot checks of {len(targets)} servers", timeout) as w:
+        def wait(name, state):
+            # One short line: how many are done, and the first still waiting
+            # (plain logs get a line per change, so keep the changes few).
+            with lock:
+                states[name] = state.split(":")[0]
+                pending = [f"{n} ({st})" for n, st in states.items() if st not in ("ok", "failed")]
+                done = len(states) - len(pending)
+                more = f" +{len(pending) - 2}" if len(pending) > 2 else ""
+                w.update(f"{done}/{len(states)} done" + (f"; {', '.join(pending[:2])}{more}" if pending else ""))
+
+        def one(target):
+            checks = layout.checks(target.role, target.servicenet_ip)
+            result = check_server(s, target, checks, timeout, wait, expected)
+            wait(target.name, "ok" if result.ok else "failed")
+            return result
+
+        with ThreadPoolExecutor(max_workers=min(32, max(1, len(targets)))) as pool:
+            results = list(pool.map(one, targets))
+        w.update(f"{sum(r.ok for r in results)}/{len(results)} servers passed")
+    return results
+
+
+# --- the report -------------------------------------------------------------
+
+def table_rows(results):
+    """(header, rows): one row per server, one column per check name in the
+    order first seen; cells 'ok', 'FAIL' or '-' (not run)."""
+    columns = []
+    for r in results:
+        for c in r.checks:
+            if c.name not in columns:
+                columns.append(c.name)
+    header = ["server", "role", "address", "ssh"] + columns
+    rows = []
+    for r in results:
+        by_name = {c.name: c for c in r.checks}
+        cells = [r.target.name, r.target.role, r.target.address, "FAIL" if r.error else "ok"]
+        for col in columns:
+            c = by_name.get(col)
+            cells.append("-" if c is None else ("ok" if c.ok else "FAIL"))
+        rows.append(cells)
+    return header, rows
+
+
+def plain_table(header, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *rows]]
+    return "\n".join(lines)
+
+
+def print_table(header, rows, title=None):
+    """Rich at a terminal, plain aligned text otherwise (logs stay greppable)."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for h in header:
+            table.add_column(h)
+        for row in rows:
+            table.add_row(*[_styled(c) for c in row])
+        Console().print(table)
+    else:
+        if title:
+            print(title)
+        print(plain_table(header, rows))
+
+
+def _styled(cell):
+    return {"ok": "[green]ok[/green]", "FAIL": "[bold red]FAIL[/bold red]"}.get(cell, str(cell))
+
+
+def report(results):
+    """Print the table, then every failure with its journal lines; raise
+    UserError naming every failing server (not just the first)."""
+    header, rows = table_rows(results)
+    print_table(header, rows, title="post-boot checks")
+    failing = [r for r in results if not r.ok]
+    for r in failing:
+        for failure in r.failures():
+            print(f"{r.target.name}: {failure}")
+        if r.journal:
+            unit, text = r.journal
+            print(f"--- {r.target.name}: last {JOURNAL_LINES} lines of journalctl -u {unit} ---")
+            print(text)
+    if failing:
+        summary = "; ".join(f"{r.target.name} ({', '.join(_short(f) for f in r.failures())})" for r in failing)
+        raise UserError(f"post-boot checks failed on {len(failing)} of {len(results)} servers: {summary}; "
+                        "see above, then fix and re-run `inv up`")
+
+
+def _short(text, limit=120):
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+
+# --- which servers ----------------------------------------------------------
+
+def cluster_servers(s, listed):
+    """Our live servers from a list response, one per name (the best if
+    Nova has duplicates), the master first, then nodes by index."""
+    best = {}
+    # ACTIVE first, then the oldest: the one `up` would reuse.
+    for srv in sorted(listed, key=lambda x: (x.status != "ACTIVE", x.created, x.id)):
+        if srv.status in servers.GONE or not names.is_cluster_server(s, srv.name, srv.metadata):
+            continue
+        best.setdefault(srv.name, srv)
+    return sorted(best.values(), key=_order)
+
+
+def role_of(srv):
+    return srv.metadata.get(names.META_ROLE, "")
+
+
+def index_of(srv):
+    try:
+        return int(srv.metadata.get(names.META_INDEX, "0"))
+    except ValueError:
+        return 0
+
+
+def _order(srv):
+    return (0 if role_of(srv) == "master" else 1, index_of(srv), srv.name)
+
+
+def target(srv):
+    return Target(srv.name, role_of(srv), srv.public_ip or "", srv.servicenet_ip or "")

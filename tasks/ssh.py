@@ -1,0 +1,105 @@
+"""inv ssh: a shell, or one command, on the master or a node."""
+
+import os
+import shutil
+import sys
+
+from invoke import task
+from invoke.exceptions import Exit
+
+from . import cloudservers, names, remote, settings
+from .cloud import Cloud
+from .errors import UserError
+
+# Logging in to a server that is up needs no boot-length wait.
+LOGIN_TIMEOUT = 30
+
+
+def pick(s, found, node=None):
+    """The server `inv ssh` means: the master, or node number `node`.
+    `found` is remote.cluster_servers(); one line when it is not there."""
+    if not found:
+        raise UserError(f"no cluster named {s.INSTANCE_PREFIX} (no servers); run `inv up`")
+    if node is None:
+        master = next((srv for srv in found if remote.role_of(srv) == "master"), None)
+        if master is None:
+            raise UserError(f"cluster {s.INSTANCE_PREFIX} has no master; run `inv up`")
+        chosen = master
+    else:
+        nodes = {remote.index_of(srv): srv for srv in found if remote.role_of(srv) == "node"}
+        try:
+            number = int(node)
+        except ValueError:
+            number = None
+        if number not in nodes:
+            raise UserError(f"no node {node} in cluster {s.INSTANCE_PREFIX}: {_valid(nodes)}")
+        chosen = nodes[number]
+    if not chosen.public_ip:
+        raise UserError(f"{chosen.name} has no public address yet (status {chosen.status}); "
+                        "wait for `inv up` to finish, then retry")
+    return chosen
+
+
+def _valid(nodes):
+    if not nodes:
+        return "it has no nodes"
+    numbers = sorted(nodes)
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        span = str(numbers[0]) if len(numbers) == 1 else f"{numbers[0]}-{numbers[-1]}"
+    else:
+        span = ", ".join(map(str, numbers))
+    return f"nodes are {span}"
+
+
+def ssh_argv(s, address, command=None):
+    """The system ssh command line: SSH_CONFIG, the cluster key only, the
+    cluster's own known_hosts (a new key is recorded, a changed one refused)."""
+    binary = shutil.which("ssh")
+    if not binary:
+        raise UserError("no `ssh` on PATH; install OpenSSH's client (or use --command)")
+    argv = [binary]
+    if s.SSH_CONFIG:
+        argv += ["-F", str(s.SSH_CONFIG)]
+    argv += [
+        "-i", str(names.private_key_path(s)),
+        "-o", "IdentitiesOnly=yes",
+        "-o", f"UserKnownHostsFile={remote.known_hosts_path(s)}",
+        "-o", "StrictHostKeyChecking=accept-new",
+        "-o", "HashKnownHosts=no",
+        "-l", s.SSH_USER,
+        address,
+    ]
+    if command:
+        argv += ["--", command]
+    return argv
+
+
+@task(help={"node": "node number (1..NUM_NODES) instead of the master",
+            "command": "run this command, print its output and exit with its status"})
+def ssh(c, node=None, command=None):
+    """Open a shell on the master (or --node N), or run --command there."""
+    s = settings.load()
+    cloud = Cloud(s)
+    found = remote.cluster_servers(s, cloudservers.for_cloud(cloud).list_servers(s.INSTANCE_PREFIX))
+    server = pick(s, found, node)
+    key = names.private_key_path(s)
+    if not key.is_file():
+        raise UserError(f"no cluster key {key}; it is set by SSH_KEY_NAME={s.SSH_KEY_NAME}")
+    remote.ensure_state_dir(s)
+    if command is None:
+        argv = ssh_argv(s, server.public_ip)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(argv[0], argv)
+    try:
+        conn = remote.open_connection(s, remote.target(server), LOGIN_TIMEOUT)
+    except TimeoutError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        # Output streams as it comes; stdin is not forwarded (a command that
+        # wants a terminal belongs in the interactive shell).
+        result = conn.run(command, warn=True, pty=False, in_stream=False)
+    finally:
+        conn.close()
+    if result.exited:
+        raise Exit(code=result.exited)

@@ -1,0 +1,87 @@
+"""inv status: the cluster's servers, its network and its release, read-only.
+
+A cluster that does not exist is an answer ("no cluster named X"), not an
+error: status is what you run to find out.
+"""
+
+import datetime
+
+from invoke import task
+
+from . import cloudfiles, cloudservers, names, remote, settings, upload
+from .cloud import Cloud
+from .cloudnetworks import CloudNetworks
+
+SERVER_HEADER = ["server", "role", "status", "ServiceNet", "public", "Cloud Network"]
+
+
+def server_rows(s, found):
+    """One row per server (remote.cluster_servers order)."""
+    label = names.network_label(s)
+    return [[srv.name, remote.role_of(srv) or "?", srv.status, srv.servicenet_ip or "-",
+             srv.public_ip or "-", srv.ipv4(label) or "-"] for srv in found]
+
+
+def expiry_text(expires_at, now=None):
+    """'2025-01-02 03:04 UTC (in 5h)' or '... (expired)' for a Unix time."""
+    if not expires_at:
+        return "unknown"
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    when = datetime.datetime.fromtimestamp(float(expires_at), datetime.timezone.utc)
+    left = (when - now).total_seconds()
+    if left <= 0:
+        state = "expired: re-run `inv upload` before booting more servers"
+    elif left < 3600:
+        state = f"in {int(left // 60)}m"
+    else:
+        state = f"in {int(left // 3600)}h"
+    return f"{when:%Y-%m-%d %H:%M} UTC ({state})"
+
+
+def release_lines(s, stored, record):
+    """Lines about the uploaded release: `stored` from
+    cloudfiles.describe_release, `record` the upload's local record."""
+    if stored is None:
+        return [f"release: none uploaded as {names.container(s)}/{names.release_object(s)}"]
+    lines = [f"release: {stored['container']}/{stored['object']} ({stored['size']} bytes, "
+             f"sha256 {stored.get('sha256') or 'unknown'})"]
+    if record is not None:
+        version = getattr(record, "version", None)
+        if version:
+            lines.append(f"release version: {version}")
+        lines.append(f"temp URL expires: {expiry_text(getattr(record, 'expires_at', None))}")
+    else:
+        lines.append("temp URL: no local record (run `inv upload` to make one)")
+    return lines
+
+
+def network_lines(s, networks, subnets_of):
+    label = names.network_label(s)
+    if not networks:
+        return [f"network: no Cloud Network labelled {label}"]
+    lines = []
+    for net in networks:
+        cidrs = ", ".join(sn.get("cidr", "?") for sn in subnets_of(net["id"])) or "no subnet"
+        lines.append(f"network: {label} ({net['id']}) {cidrs}")
+    return lines
+
+
+@task
+def status(c):
+    """Show the cluster's servers, network and uploaded release."""
+    s = settings.load()
+    cloud = Cloud(s)
+    found = remote.cluster_servers(s, cloudservers.for_cloud(cloud).list_servers(s.INSTANCE_PREFIX))
+    if found:
+        remote.print_table(SERVER_HEADER, server_rows(s, found), title=f"cluster {s.INSTANCE_PREFIX}")
+    else:
+        print(f"no cluster named {s.INSTANCE_PREFIX}: it has no servers")
+    api = CloudNetworks(cloud)
+    for line in network_lines(s, api.networks(names.network_label(s)), api.subnets):
+        print(line)
+    for line in release_lines(s, cloudfiles.describe_release(s, cloud), upload.load_saved(s)):
+        print(line)
+    if found:
+        master = next((srv for srv in found if remote.role_of(srv) == "master"), None)
+        if master is not None and master.public_ip:
+            print(f"API server: https://{master.public_ip}:6443 (context {names.kube_context(s)})")

@@ -1,0 +1,75 @@
+"""inv up: from nothing (or from any half-done state) to a working cluster.
+
+Each stage finds what exists by name and metadata and makes only what is
+missing, so `up` can be re-run after any failure or interruption; on a
+healthy cluster it creates nothing. `inv build up` builds first: invoke
+runs the tasks in the order given.
+"""
+
+import time
+
+from invoke import task
+
+from . import kubeconfig as kubeconfigs
+from . import master as master_stage
+from . import names, nodes, progress, release, remote, settings, upload
+from .cloud import Cloud
+from .errors import UserError
+
+
+def release_source(s, cloud):
+    """The uploaded Release; or, when no tarball is here, a function that
+    raises find_tarball's error, which the stages call only if they must
+    create a server (a complete cluster needs no tarball to re-run `up`)."""
+    try:
+        release.find_tarball(s)
+    except UserError as exc:  # names the places looked at, suggests `inv build`
+        missing = exc  # `exc` is unbound once the except block ends
+
+        def unavailable():
+            raise missing
+        progress.info("no release tarball found; fine unless a server must be created")
+        return unavailable
+    return upload.publish(s, cloud)
+
+
+def ordered(s, found):
+    """Servers as remote.Targets: the master first, then nodes by index."""
+    return [remote.target(srv) for srv in remote.cluster_servers(s, found)]
+
+
+def summary(s, master):
+    address = master.public_ip
+    return [
+        f"cluster {s.INSTANCE_PREFIX} is up",
+        f"  API server:  {kubeconfigs.server_url(address)}",
+        f"  kubeconfig:  kubectl --context {names.kube_context(s)} get nodes",
+        "  ssh:         inv ssh            (the master; --node N for a node, --command CMD to run one)",
+    ]
+
+
+@task(help={"no_checks": "stop once the servers are ACTIVE: no SSH checks, no kubeconfig",
+            "kubeconfig": "merge the cluster's context into this file instead of KUBECONFIG_PATH"})
+def up(c, no_checks=False, kubeconfig=None):
+    """Bring the cluster up: network, keypair, upload, master, nodes, checks, kubeconfig."""
+    start = time.monotonic()
+    s = settings.load()
+    cloud = Cloud(s)
+    target = nodes.prepare(s, cloud)
+    rel = release_source(s, cloud)
+    master = master_stage.ensure(s, cloud, rel, target)
+    booting = nodes.ensure(s, cloud, rel, target, master.servicenet_ip)
+    ready = nodes.wait_active(s, cloud, [master.name] + booting.names, booting.failures)
+    master = ready.get(master.name, master)
+    if no_checks:
+        for t in ordered(s, ready.values()):
+            print(f"{t.name}\tACTIVE\t{t.address}")
+        print(f"servers ACTIVE after {time.monotonic() - start:.0f}s; skipped the post-boot checks (--no-checks)")
+        return
+    results = remote.check_all(s, ordered(s, ready.values()))
+    remote.report(results)
+    state, merged = kubeconfigs.write_for(s, master, kubeconfig)
+    progress.info(f"kubeconfig: {state}; context {names.kube_context(s)} merged into {merged}")
+    for line in summary(s, master):
+        print(line)
+    print(f"done in {time.monotonic() - start:.0f}s")

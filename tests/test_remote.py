@@ -1,0 +1,125 @@
+"""remote: host keys recorded at first contact and refused when changed;
+node readiness; the report table; which server `inv ssh` means."""
+
+import json
+
+import paramiko
+import pytest
+
+from tasks import names, remote, settings, ssh
+from tasks.errors import UserError
+from tasks.servers import Server
+
+
+@pytest.fixture
+def s(tmp_path):
+    return settings.load(environ={"KUBE_STATE_DIR": str(tmp_path / "state"), "INSTANCE_PREFIX": "demo",
+                                  "NUM_NODES": "3"})
+
+
+class Client:
+    """What the policy touches of an SSHClient: its host keys."""
+
+    def __init__(self):
+        self.keys = paramiko.HostKeys()
+
+    def get_host_keys(self):
+        return self.keys
+
+
+def test_first_contact_is_recorded_and_a_changed_key_refused(s):
+    path = remote.known_hosts_path(s)
+    first = paramiko.RSAKey.generate(1024)
+    second = paramiko.RSAKey.generate(1024)
+    policy = remote.RecordNewHostKey(path)
+    policy.missing_host_key(Client(), "203.0.113.9", first)
+    policy.missing_host_key(Client(), "203.0.113.10", second)
+    assert (path.stat().st_mode & 0o777) == 0o600
+    recorded = paramiko.HostKeys(str(path))
+    assert recorded.lookup("203.0.113.9")["ssh-rsa"] == first
+    # Seen again by another run: the same key is fine, another is refused.
+    policy.missing_host_key(Client(), "203.0.113.9", first)
+    with pytest.raises(paramiko.BadHostKeyException):
+        policy.missing_host_key(Client(), "203.0.113.9", second)
+    assert len(path.read_text().splitlines()) == 2
+
+
+def test_refusal_names_the_server_and_the_file(s):
+    message = str(remote.host_key_refusal(s, "demo-node-1", "203.0.113.9"))
+    assert "demo-node-1 (203.0.113.9)" in message
+    assert str(remote.known_hosts_path(s)) in message
+
+
+def _node(name, ready):
+    return {"metadata": {"name": name},
+            "status": {"conditions": [{"type": "MemoryPressure", "status": "False"},
+                                      {"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_nodes_ready():
+    listing = json.dumps({"items": [_node("a", True), _node("b", False)]})
+    assert remote.nodes_ready(listing, ["a"]) == ""
+    assert remote.nodes_ready(listing, ["a", "b", "c"]) == "not registered: c; not Ready: b"
+    assert remote.nodes_ready("", ["a"]) == remote.NO_LIST
+
+
+def test_table_has_a_column_per_check_and_marks_failures():
+    ok = remote.ServerResult(remote.Target("demo-master", "master", "203.0.113.1"),
+                             [remote.CheckResult("kubelet", True), remote.CheckResult("readyz", False, "refused")],
+                             journal=("kubelet.service", "boom"))
+    down = remote.ServerResult(remote.Target("demo-node-1", "node", "203.0.113.2"), error="no SSH login")
+    header, rows = remote.table_rows([ok, down])
+    assert header == ["server", "role", "address", "ssh", "kubelet", "readyz"]
+    assert rows == [["demo-master", "master", "203.0.113.1", "ok", "ok", "FAIL"],
+                    ["demo-node-1", "node", "203.0.113.2", "FAIL", "-", "-"]]
+    text = remote.plain_table(header, rows)
+    lines = text.splitlines()
+    # Aligned: every row's role column starts where the header's does.
+    assert {line.index(cell, len("demo-master")) for line, cell in zip(lines, ["role", "master", "node"])} \
+        == {lines[0].index("role")}
+
+
+def test_report_names_every_failing_server(capsys):
+    bad = [remote.ServerResult(remote.Target(f"demo-node-{i}", "node", f"203.0.113.{i}"),
+                               [remote.CheckResult("kubelet.service is active", False, "exit status 3")],
+                               journal=("kubelet.service", f"journal of {i}")) for i in (1, 2)]
+    good = remote.ServerResult(remote.Target("demo-master", "master", "203.0.113.9"),
+                               [remote.CheckResult("kubelet.service is active", True)])
+    with pytest.raises(UserError) as caught:
+        remote.report([good] + bad)
+    assert "demo-node-1" in str(caught.value) and "demo-node-2" in str(caught.value)
+    assert "demo-master" not in str(caught.value)
+    out = capsys.readouterr().out
+    assert "journal of 1" in out and "journal of 2" in out
+    remote.report([good])
+
+
+def _server(s, name, role, index, prefix=None, status="ACTIVE"):
+    meta = names.server_metadata(s, role, index)
+    if prefix:
+        meta[names.META_CLUSTER] = prefix
+    return Server(id=f"id-{name}-{prefix or ''}", name=name, status=status, metadata=meta,
+                  addresses={"public": [{"version": 4, "addr": f"203.0.113.{index + 1}"}]})
+
+
+def test_cluster_servers_and_pick(s):
+    listed = [_server(s, "demo-node-2", "node", 2), _server(s, "demo-master", "master", 0),
+              _server(s, "demo-node-1", "node", 1),
+              _server(s, "demo-node-3", "node", 3, prefix="other"),      # another cluster's metadata
+              _server(s, "demo-node-4", "node", 4, status="DELETED")]
+    found = remote.cluster_servers(s, listed)
+    assert [srv.name for srv in found] == ["demo-master", "demo-node-1", "demo-node-2"]
+    assert ssh.pick(s, found).name == "demo-master"
+    assert ssh.pick(s, found, "2").name == "demo-node-2"
+    with pytest.raises(UserError, match="no node 7 in cluster demo: nodes are 1-2"):
+        ssh.pick(s, found, "7")
+    with pytest.raises(UserError, match="no cluster named demo"):
+        ssh.pick(s, [])
+
+
+def test_ssh_argv_uses_the_cluster_key_and_known_hosts(s):
+    argv = ssh.ssh_argv(s, "203.0.113.5", "hostname")
+    assert argv[-3:] == ["203.0.113.5", "--", "hostname"]
+    assert f"UserKnownHostsFile={remote.known_hosts_path(s)}" in argv
+    assert "StrictHostKeyChecking=accept-new" in argv
+    assert str(names.private_key_path(s)) in argv

@@ -1,0 +1,258 @@
+"""Pure decisions of the cloud stages, data-driven: which servers to create,
+reuse or delete; how a wait stands; the network plan; the keypair decision;
+image/flavor resolution; the user data size limit."""
+
+import pytest
+
+from tasks import cloudservers, keypair, names, network, servers, settings, sshkeys
+from tasks.errors import CloudError, ConfigError, UserError
+
+
+def load(**flags):
+    return settings.load(environ={}, flags={k: str(v) for k, v in flags.items()})
+
+
+S = load(INSTANCE_PREFIX="k8s", NUM_NODES=3)
+
+
+def srv(name, status="ACTIVE", cluster="k8s", role=None, index=None, id=None, created="2024-01-01T00:00:00Z",
+        fault=""):
+    """A listed server; role/index default to what the name says."""
+    if role is None:
+        role = "master" if name.endswith("-master") else "node"
+    if index is None:
+        index = 0 if role == "master" else int(name.rsplit("-", 1)[1])
+    meta = {} if cluster is None else names.server_metadata(load(INSTANCE_PREFIX=cluster), role, index)
+    return servers.Server(id=id or f"id-{name}-{status}", name=name, status=status, metadata=meta,
+                          addresses={}, fault=fault, created=created)
+
+
+def summary(plan):
+    return {
+        "create": [w.name for w in plan.create],
+        "reuse": [srv.id for _, srv in plan.reuse],
+        "delete": [srv.id for srv in plan.delete],
+        "conflicts": [srv.id for srv in plan.conflicts],
+        "surplus": [srv.name for srv in plan.surplus],
+    }
+
+
+NODE_CASES = [
+    ("nothing exists: create all", [],
+     {"create": ["k8s-node-1", "k8s-node-2", "k8s-node-3"]}),
+    ("all exist: create nothing",
+     [srv("k8s-node-1"), srv("k8s-node-2", "BUILD"), srv("k8s-node-3")],
+     {"reuse": ["id-k8s-node-1-ACTIVE", "id-k8s-node-2-BUILD", "id-k8s-node-3-ACTIVE"]}),
+    ("NUM_NODES raised: only the missing ones",
+     [srv("k8s-node-1")],
+     {"create": ["k8s-node-2", "k8s-node-3"], "reuse": ["id-k8s-node-1-ACTIVE"]}),
+    ("ERROR: delete and create again",
+     [srv("k8s-node-1"), srv("k8s-node-2", "ERROR"), srv("k8s-node-3")],
+     {"create": ["k8s-node-2"], "reuse": ["id-k8s-node-1-ACTIVE", "id-k8s-node-3-ACTIVE"],
+      "delete": ["id-k8s-node-2-ERROR"]}),
+    ("ERROR beside a healthy twin: keep the twin, delete the ERROR one",
+     [srv("k8s-node-1"), srv("k8s-node-1", "ERROR"), srv("k8s-node-2"), srv("k8s-node-3")],
+     {"reuse": ["id-k8s-node-1-ACTIVE", "id-k8s-node-2-ACTIVE", "id-k8s-node-3-ACTIVE"],
+      "delete": ["id-k8s-node-1-ERROR"]}),
+    ("duplicates: keep the ACTIVE one, then the oldest",
+     [srv("k8s-node-1", "BUILD", id="young", created="2024-02-01T00:00:00Z"),
+      srv("k8s-node-1", "BUILD", id="old", created="2024-01-01T00:00:00Z"),
+      srv("k8s-node-2", "BUILD", id="b"), srv("k8s-node-2", "ACTIVE", id="a"), srv("k8s-node-3")],
+     {"reuse": ["old", "a", "id-k8s-node-3-ACTIVE"], "delete": ["young", "b"]}),
+    ("DELETED servers count as absent",
+     [srv("k8s-node-1", "DELETED"), srv("k8s-node-2"), srv("k8s-node-3")],
+     {"create": ["k8s-node-1"], "reuse": ["id-k8s-node-2-ACTIVE", "id-k8s-node-3-ACTIVE"]}),
+    ("another cluster's servers are ignored, even in ERROR",
+     [srv("other-node-1", "ERROR", cluster="other"), srv("k8s-node-1"), srv("k8s-node-2"), srv("k8s-node-3"),
+      srv("k8s-x-node-1", "ERROR", cluster="k8s-x")],
+     {"reuse": ["id-k8s-node-1-ACTIVE", "id-k8s-node-2-ACTIVE", "id-k8s-node-3-ACTIVE"]}),
+    ("our name without our metadata: a conflict, never touched",
+     [srv("k8s-node-1", cluster=None), srv("k8s-node-2"), srv("k8s-node-3")],
+     {"conflicts": ["id-k8s-node-1-ACTIVE"], "reuse": ["id-k8s-node-2-ACTIVE", "id-k8s-node-3-ACTIVE"]}),
+    ("our name, our cluster, but metadata of another index: a conflict",
+     [srv("k8s-node-1", index=7), srv("k8s-node-2"), srv("k8s-node-3")],
+     {"conflicts": ["id-k8s-node-1-ACTIVE"], "reuse": ["id-k8s-node-2-ACTIVE", "id-k8s-node-3-ACTIVE"]}),
+    ("NUM_NODES lowered: the extra nodes are surplus, left alone",
+     [srv("k8s-node-1"), srv("k8s-node-2"), srv("k8s-node-3"), srv("k8s-node-4"), srv("k8s-master")],
+     {"reuse": ["id-k8s-node-1-ACTIVE", "id-k8s-node-2-ACTIVE", "id-k8s-node-3-ACTIVE"],
+      "surplus": ["k8s-node-4"]}),
+]
+
+
+@pytest.mark.parametrize("existing, expected", [c[1:] for c in NODE_CASES], ids=[c[0] for c in NODE_CASES])
+def test_node_plan(existing, expected):
+    full = {"create": [], "reuse": [], "delete": [], "conflicts": [], "surplus": []}
+    full.update(expected)
+    assert summary(servers.plan(S, "node", existing)) == full
+
+
+MASTER_CASES = [
+    ("none: create", [srv("k8s-node-1")], {"create": ["k8s-master"]}),
+    ("exists while building: reuse", [srv("k8s-master", "BUILD")], {"reuse": ["id-k8s-master-BUILD"]}),
+    ("ERROR: delete, create", [srv("k8s-master", "ERROR")],
+     {"create": ["k8s-master"], "delete": ["id-k8s-master-ERROR"]}),
+    ("a node's metadata on the master's name: conflict", [srv("k8s-master", role="node", index=1)],
+     {"conflicts": ["id-k8s-master-ACTIVE"]}),
+    ("another cluster's master: ignored", [srv("k8s2-master", cluster="k8s2")], {"create": ["k8s-master"]}),
+]
+
+
+@pytest.mark.parametrize("existing, expected", [c[1:] for c in MASTER_CASES], ids=[c[0] for c in MASTER_CASES])
+def test_master_plan(existing, expected):
+    full = {"create": [], "reuse": [], "delete": [], "conflicts": [], "surplus": []}
+    full.update(expected)
+    assert summary(servers.plan(S, "master", existing)) == full
+
+
+def test_server_from_api_reads_addresses_and_fault():
+    d = {"id": "1", "name": "k8s-master", "status": "error", "metadata": None,
+         "addresses": {"public": [{"addr": "2001:db8::1", "version": 6}, {"addr": "203.0.113.5", "version": 4}],
+                       "private": [{"addr": "10.176.0.7", "version": 4}],
+                       "k8s-pool-net": [{"addr": "192.168.0.3", "version": 4}]},
+         "fault": {"message": "No valid host was found.", "code": 500}}
+    server = servers.Server.from_api(d)
+    assert (server.status, server.public_ip, server.servicenet_ip, server.ipv4("k8s-pool-net"), server.fault) == \
+        ("ERROR", "203.0.113.5", "10.176.0.7", "192.168.0.3", "No valid host was found.")
+    assert servers.Server.from_api({"id": "2", "name": "x", "status": "BUILD"}).servicenet_ip is None
+
+
+WAIT_CASES = [
+    ("all ACTIVE", [srv("k8s-master"), srv("k8s-node-1"), srv("k8s-node-2")], True, [], []),
+    ("one building, one not listed yet", [srv("k8s-master"), srv("k8s-node-1", "BUILD")], False, [],
+     [("k8s-node-1", "BUILD"), ("k8s-node-2", "missing")]),
+    ("ERROR ends that server's wait", [srv("k8s-master"), srv("k8s-node-1", "ERROR", fault="boom"),
+                                       srv("k8s-node-2")], True, [("k8s-node-1", "ERROR", "boom")], []),
+    ("the replacement of a deleted ERROR server counts", [srv("k8s-master"), srv("k8s-node-1", "ERROR"),
+                                                          srv("k8s-node-1", "BUILD"), srv("k8s-node-2")],
+     False, [], [("k8s-node-1", "BUILD")]),
+    ("another cluster's server of the same name does not count",
+     [srv("k8s-master"), srv("k8s-node-1", cluster=None), srv("k8s-node-2")], False, [],
+     [("k8s-node-1", "missing")]),
+]
+
+
+@pytest.mark.parametrize("listed, done, failed, pending", [c[1:] for c in WAIT_CASES], ids=[c[0] for c in WAIT_CASES])
+def test_wait_state(listed, done, failed, pending):
+    wanted = ["k8s-master", "k8s-node-1", "k8s-node-2"]
+    state = servers.wait_state(S, wanted, listed)
+    assert (state.done, state.failed, state.pending) == (done, failed, pending)
+
+
+def test_wait_messages_name_every_server():
+    state = servers.wait_state(S, ["k8s-master", "k8s-node-1", "k8s-node-2"],
+                               [srv("k8s-master"), srv("k8s-node-1", "BUILD")])
+    assert state.line() == "1/3 ACTIVE; waiting: k8s-node-1 BUILD, k8s-node-2 missing"
+    message = servers.timeout_message(60, state.pending)
+    assert "BOOT_TIMEOUT (60s)" in message and "k8s-node-1 (BUILD), k8s-node-2 (missing)" in message
+    assert servers.failed_message([("k8s-node-1", "ERROR", "")]) == \
+        "k8s-node-1 went to ERROR: Nova gave no fault message"
+
+
+def test_poll_intervals_start_short_and_stay_at_a_few_seconds():
+    gen = servers.poll_intervals()
+    first = [next(gen) for _ in range(10)]
+    assert first[0] == 1.0 and first == sorted(first) and first[-1] == 3.0
+
+
+# --- network -----------------------------------------------------------------
+
+CIDR = S.NOVA_NETWORK
+
+
+def subnets(table):
+    return lambda network_id: table.get(network_id, [])
+
+
+NETWORK_CASES = [
+    ("none: create", [], {}, network.NetworkPlan("create")),
+    ("ours with the same CIDR: reuse", [{"id": "n1", "name": "k8s-pool-net"}],
+     {"n1": [{"cidr": str(CIDR), "ip_version": 4}]}, network.NetworkPlan("reuse", "n1")),
+    ("created last time without its subnet: add it", [{"id": "n1", "name": "k8s-pool-net"}], {},
+     network.NetworkPlan("add-subnet", "n1")),
+]
+
+
+@pytest.mark.parametrize("nets, subs, expected", [c[1:] for c in NETWORK_CASES], ids=[c[0] for c in NETWORK_CASES])
+def test_network_plan(nets, subs, expected):
+    assert network.plan("k8s-pool-net", CIDR, nets, subnets(subs)) == expected
+
+
+def test_network_with_another_cidr_is_an_error_naming_both():
+    with pytest.raises(CloudError, match=r"has the subnet 10\.9\.0\.0/24, but NOVA_NETWORK is 192\.168\.0\.0/24"):
+        network.plan("k8s-pool-net", CIDR, [{"id": "n1", "name": "k8s-pool-net"}],
+                     subnets({"n1": [{"cidr": "10.9.0.0/24", "ip_version": 4}]}))
+
+
+def test_two_networks_of_our_label_are_an_error():
+    with pytest.raises(CloudError, match="several Cloud Networks are labelled k8s-pool-net"):
+        network.plan("k8s-pool-net", CIDR, [{"id": "a"}, {"id": "b"}], subnets({}))
+
+
+# --- keypair -----------------------------------------------------------------
+
+def local_key():
+    _, public = sshkeys.generate("ed25519")
+    return sshkeys.LocalKey("~/.ssh/k", "~/.ssh/k.pub", public, sshkeys.fingerprint(public), False)
+
+
+def test_keypair_decision():
+    mine = local_key()
+    assert keypair.decide("k8s-k", mine, None) == "create"
+    assert keypair.decide("k8s-k", mine, ("k8s-k", mine.public_key, mine.fingerprint)) == "reuse"
+    other = local_key()
+    with pytest.raises(CloudError, match="Nova keypair k8s-k holds another key"):
+        keypair.decide("k8s-k", mine, ("k8s-k", other.public_key, other.fingerprint))
+
+
+# --- images and flavors --------------------------------------------------------
+
+IMAGES = [{"id": "aa-1", "name": "Flatcar Container Linux (Stable)"},
+          {"id": "bb-2", "name": "Flatcar Container Linux (Beta)"},
+          {"id": "cc-3", "name": "Ubuntu 24.04 LTS (Noble Numbat)"},
+          {"id": "dd-4", "name": "Twin"}, {"id": "ee-5", "name": "Twin"}]
+
+
+@pytest.mark.parametrize("ref, expected", [("aa-1", "aa-1"), ("Flatcar Container Linux (Beta)", "bb-2")])
+def test_image_by_id_or_name(ref, expected):
+    assert cloudservers._resolve("KUBE_IMAGE", ref, IMAGES, "image", "ORD") == expected
+
+
+def test_unknown_image_lists_close_matches_on_one_line():
+    with pytest.raises(ConfigError) as err:
+        cloudservers._resolve("KUBE_IMAGE", "flatcar", IMAGES, "image", "ORD")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("KUBE_IMAGE='flatcar' is neither")
+    assert "'Flatcar Container Linux (Stable)'" in message and "'Flatcar Container Linux (Beta)'" in message
+    assert "Ubuntu" not in message
+
+
+def test_ambiguous_name_asks_for_an_id():
+    with pytest.raises(ConfigError, match="names several images .dd-4, ee-5."):
+        cloudservers._resolve("KUBE_IMAGE", "Twin", IMAGES, "image", "ORD")
+
+
+def test_unknown_flavor_names_its_setting():
+    flavors = [{"id": "general1-1", "name": "1 GB General Purpose v1"}]
+    with pytest.raises(ConfigError) as err:
+        cloudservers._resolve("KUBE_NODE_FLAVOR", "general1-3", flavors, "flavor", "ORD")
+    assert str(err.value).startswith("KUBE_NODE_FLAVOR='general1-3' is neither the ID nor the name of a flavor in ORD")
+
+
+# --- the create request ----------------------------------------------------------
+
+def request(user_data):
+    return cloudservers.CreateRequest(name="k8s-node-1", image_id="i", flavor_id="f", key_name="k8s-k",
+                                      network_ids=("a", "b", "c"), metadata={}, user_data=user_data)
+
+
+def test_user_data_over_novas_limit_is_refused_before_any_request():
+    request(b"x" * 49149).check()               # 65532 bytes in base64
+    with pytest.raises(UserError, match="over Nova's limit of 65535"):
+        request(b"x" * 49152).check()           # 65536 bytes in base64
+
+
+def test_target_puts_the_networks_in_interface_order():
+    from tasks import nodes
+
+    assert nodes.Target("net-id", "k").network_ids() == (
+        "00000000-0000-0000-0000-000000000000", "11111111-1111-1111-1111-111111111111", "net-id")
