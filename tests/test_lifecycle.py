@@ -210,3 +210,17 @@ def test_plan_shows_what_up_would_do_and_changes_nothing(test_cloud, built):
     master_ip = next(a["addr"] for a in master_ip if a["version"] == 4)
     assert master_ip in open(f"{plan_dir}/{prefix}-node-2.yaml").read()
     run_inv(["down", "--yes"], env)
+
+
+@pytest.mark.parametrize("setting,value,message", [
+    ("NUM_NODES", "0", "error: NUM_NODES (from environment) must be at least 1, got 0"),
+    ("KUBE_NETWORK", "192.168.0.0/16", "error: NOVA_NETWORK (192.168.0.0/24) overlaps KUBE_NETWORK"),
+    ("INSTANCE_PREFIX", "Bad_Prefix", "error: INSTANCE_PREFIX (from environment) 'Bad_Prefix' cannot be part"),
+    ("OS_API_KEY", "", "error: missing credentials: OS_API_KEY (or OS_PASSWORD)"),
+])
+def test_a_bad_setting_stops_up_before_any_server_exists(test_cloud, env, setting, value, message):
+    before = resources(test_cloud)
+    result = run_inv(["up"], dict(env, **{setting: value}), check=False)
+    assert result.returncode == 1
+    assert result.stdout.startswith(message) and result.stdout.count("\n") == 1, result.stdout
+    assert resources(test_cloud) == before
