@@ -116,7 +116,7 @@ def _get(session, url, what, stream=False):
     except requests.RequestException as exc:
         raise UserError(f"cannot download {what} from {url}: {type(exc).__name__}; check KUBE_RELEASE_URL and your network") from None
     if response.status_code == 404:
-        raise UserError(f"no {what} at {url} (HTTP 404); check KUBE_VERSION and KUBE_RELEASE_URL")
+        raise UserError(f"{what} not found at {url} (HTTP 404); check KUBE_VERSION and KUBE_RELEASE_URL")
     if response.status_code != 200:
         raise UserError(f"cannot download {what} from {url}: HTTP {response.status_code}")
     return response

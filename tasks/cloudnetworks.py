@@ -19,6 +19,11 @@ from .errors import CloudError
 LOOKUP_DELAY = 2.0
 
 
+class InUse(CloudError):
+    """409 on a delete: the network or subnet still has ports (Nova lets go
+    of a deleted server's ports a little after the server is gone)."""
+
+
 class CloudNetworks:
     def __init__(self, cloud):
         self.cloud = cloud
@@ -54,11 +59,13 @@ class CloudNetworks:
 
     def _delete(self, kind, resource_id):
         """DELETE one resource: True when deleted, False when already gone.
-        A 409 (still in use) is a CloudError naming it, for `down` to retry."""
+        A 409 (still in use) raises InUse, for `down` to retry."""
         try:
             self.api.delete(f"/{kind}s/{resource_id}")
         except ks_exc.NotFound:
             return False
+        except ks_exc.Conflict as exc:
+            raise InUse(f"deleting {kind} {resource_id}: {cloudmod.describe(exc)}") from None
         except ks_exc.HttpError as exc:
             cloudmod.fail(exc, f"deleting {kind} {resource_id}")
         except ks_exc.ConnectionError as exc:

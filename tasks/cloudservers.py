@@ -192,6 +192,16 @@ class CloudServers:
                 if srv.name == name and names.is_cluster_server(s, srv.name, srv.metadata)
                 and srv.status not in GONE and srv.id not in ignore_ids]
 
+    def server_exists(self, server_id):
+        """True while Nova has the server (in any state but deleted)."""
+        try:
+            status = (self.nova.servers.get(server_id).status or "").upper()
+        except nova_exc.NotFound:
+            return False
+        except (nova_exc.ClientException, ks_exc.ClientException) as exc:
+            self._fail(f"reading server {server_id}", exc)
+        return status not in GONE
+
     def delete_server(self, server):
         try:
             self.nova.servers.delete(server.id)

@@ -11,9 +11,9 @@ import time
 
 from invoke import task
 
-from . import cloudfiles, cloudservers, kubeconfig, names, progress, remote, settings
+from . import cloudfiles, cloudservers, kubeconfig, names, progress, remote, servers, settings
 from .cloud import Cloud
-from .cloudnetworks import CloudNetworks
+from .cloudnetworks import CloudNetworks, InUse
 from .errors import CloudError, UserError
 
 # Nova lets go of a deleted server's ports a little after the server is
@@ -27,7 +27,7 @@ def wait_gone(s, nova, doomed):
     with progress.waiting(f"{len(ids)} server(s) deleted", s.BOOT_TIMEOUT) as wait:
         while True:
             left = [srv for srv in nova.list_servers(s.INSTANCE_PREFIX)
-                    if srv.id in ids and srv.status not in ("DELETED", "SOFT_DELETED")]
+                    if srv.id in ids and srv.status not in servers.GONE]
             wait.update(f"{len(ids) - len(left)}/{len(ids)} gone" +
                         (f"; waiting: {', '.join(srv.name for srv in left[:3])}" if left else ""))
             if not left:
@@ -38,16 +38,31 @@ def wait_gone(s, nova, doomed):
             time.sleep(2)
 
 
-def remove_network(s, api, network, timeout=NETWORK_RELEASE_TIMEOUT):
+def foreign_ports(ports, our_server_ids, server_exists):
+    """Ports of live servers that are not this cluster's: a network labelled
+    by NOVA_NETWORK_LABEL may be shared, and down never cuts another's server
+    off. Ports of servers already gone are leftovers, not foreign."""
+    return [p for p in ports if p.get("device_id") and p["device_id"] not in our_server_ids
+            and server_exists(p["device_id"])]
+
+
+def remove_network(s, api, network, our_server_ids, server_exists, timeout=NETWORK_RELEASE_TIMEOUT):
     """Delete the network's ports, subnets and the network, retrying while
-    Neutron says it is still in use. Returns lines of what was removed."""
+    Neutron says it is still in use. Returns lines of what was removed; a
+    network other servers still use is left in place, and said so."""
     removed = []
     deadline = time.monotonic() + timeout
     label = network.get("name") or names.network_label(s)
     with progress.waiting(f"Cloud Network {label} released", timeout) as wait:
         while True:
             try:
-                for port in api.ports(network["id"]):
+                ports = api.ports(network["id"])
+                others = foreign_ports(ports, our_server_ids, server_exists)
+                if others:
+                    devices = sorted({p["device_id"] for p in others})
+                    removed.append(f"(kept Cloud Network {label}: still used by server(s) {', '.join(devices)})")
+                    return removed
+                for port in ports:
                     if api.delete_port(port["id"]):
                         removed.append(f"port {port['id']} on {label}")
                 for subnet in api.subnets(network["id"]):
@@ -56,8 +71,8 @@ def remove_network(s, api, network, timeout=NETWORK_RELEASE_TIMEOUT):
                 if api.delete_network(network["id"]):
                     removed.append(f"Cloud Network {label} ({network['id']})")
                 return removed
-            except CloudError as exc:
-                if "409" not in str(exc) or time.monotonic() >= deadline:
+            except InUse as exc:
+                if time.monotonic() >= deadline:
                     raise
                 wait.update(f"still in use ({exc.reason[:80]})")
                 time.sleep(3)
@@ -66,7 +81,7 @@ def remove_network(s, api, network, timeout=NETWORK_RELEASE_TIMEOUT):
 def inventory(s, cloud):
     """What `down` would remove: (servers, networks, keypair or None, release or None)."""
     nova = cloudservers.for_cloud(cloud)
-    found = remote.cluster_servers(s, nova.list_servers(s.INSTANCE_PREFIX))
+    found = remote.find_cluster(s, cloud)
     networks = CloudNetworks(cloud).networks(names.network_label(s))
     keypair = nova.keypair(names.keypair_name(s))
     stored = cloudfiles.describe_release(s, cloud)
@@ -113,7 +128,7 @@ def down(c, yes=False):
         removed += [f"server {srv.name} ({srv.id})" for srv in found]
     api = CloudNetworks(cloud)
     for network in networks:
-        removed += remove_network(s, api, network)
+        removed += remove_network(s, api, network, {srv.id for srv in found}, nova.server_exists)
     if keypair and nova.delete_keypair(names.keypair_name(s)):
         removed.append(f"keypair {names.keypair_name(s)}")
     removed += cloudfiles.delete_release(s, cloud)

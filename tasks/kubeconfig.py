@@ -19,8 +19,7 @@ from invoke import task
 
 from . import names
 from .errors import UserError
-
-API_PORT = 6443
+from .layout import API_PORT
 SECTIONS = ("clusters", "users", "contexts")
 
 
@@ -196,12 +195,11 @@ def write_for(s, master, target=None):
 @task(help={"path": "merge into this file instead of KUBECONFIG_PATH"})
 def kubeconfig(c, path=None):
     """Write the cluster's kubeconfig and merge it into yours (context rackspace_INSTANCE_PREFIX)."""
-    from . import cloudservers, remote, settings
+    from . import remote, settings
     from .cloud import Cloud
 
     s = settings.load()
-    found = remote.cluster_servers(s, cloudservers.for_cloud(Cloud(s)).list_servers(s.INSTANCE_PREFIX))
-    master = next((srv for srv in found if remote.role_of(srv) == "master"), None)
+    master = remote.master_of(remote.find_cluster(s, Cloud(s)))
     if master is None:
         raise UserError(f"no cluster named {s.INSTANCE_PREFIX} (no master); run `inv up`")
     state, target = write_for(s, master, path)

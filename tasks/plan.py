@@ -7,7 +7,7 @@ import os
 
 from invoke import task
 
-from . import bootdata, names, network, release, servers, settings, upload
+from . import bootdata, names, network, release, servers, settings, upload, userdata
 from .cloud import Cloud
 from .cloudnetworks import CloudNetworks
 from .cloudservers import CloudServers
@@ -66,8 +66,6 @@ def write_user_data(s, cloud, found):
     out = names.state_dir(s) / "plan"
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(out, 0o700)
-    from . import userdata
-
     written = []
     for role, index, name in [("master", 0, names.master_name(s))] + [
             ("node", i, names.node_name(s, i)) for i in range(1, s.NUM_NODES + 1)]:

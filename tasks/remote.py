@@ -416,12 +416,24 @@ def cluster_servers(s, listed):
     """Our live servers from a list response, one per name (the best if
     Nova has duplicates), the master first, then nodes by index."""
     best = {}
-    # ACTIVE first, then the oldest: the one `up` would reuse.
-    for srv in sorted(listed, key=lambda x: (x.status != "ACTIVE", x.created, x.id)):
+    # The one `up` would reuse comes first.
+    for srv in sorted(listed, key=servers.best_first):
         if srv.status in servers.GONE or not names.is_cluster_server(s, srv.name, srv.metadata):
             continue
         best.setdefault(srv.name, srv)
     return sorted(best.values(), key=_order)
+
+
+def find_cluster(s, cloud):
+    """cluster_servers of what Nova lists for this cluster now."""
+    from .cloudservers import for_cloud
+
+    return cluster_servers(s, for_cloud(cloud).list_servers(s.INSTANCE_PREFIX))
+
+
+def master_of(found):
+    """The master among `found` (cluster_servers), or None."""
+    return next((srv for srv in found if role_of(srv) == "master"), None)
 
 
 def role_of(srv):

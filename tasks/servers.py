@@ -87,7 +87,7 @@ def _marks(server, want):
             and server.metadata.get(names.META_INDEX) == str(want.index))
 
 
-def _best_first(server):
+def best_first(server):
     # ACTIVE before anything still building, ERROR last; then the oldest.
     rank = 2 if server.status in FAILED else _RANK.get(server.status, 1)
     return (rank, server.created, server.id)
@@ -109,7 +109,7 @@ def plan(s, role, existing):
     ours = [srv for srv in live if names.is_cluster_server(s, srv.name, srv.metadata)]
     for want in wanted(s, role):
         same_name = [srv for srv in live if srv.name == want.name]
-        mine = sorted((srv for srv in same_name if srv in ours and _marks(srv, want)), key=_best_first)
+        mine = sorted((srv for srv in same_name if srv in ours and _marks(srv, want)), key=best_first)
         conflicts = [srv for srv in same_name if srv not in mine]
         if conflicts:
             result.conflicts.extend(conflicts)
@@ -162,7 +162,7 @@ def wait_state(s, names_wanted, listed):
     """Where a wait for `names_wanted` to be ACTIVE stands, from one list
     response. Only our servers count; an ERROR server ends its own wait."""
     by_name = {}
-    for srv in sorted(listed, key=_best_first):
+    for srv in sorted(listed, key=best_first):
         if srv.status in GONE or not names.is_cluster_server(s, srv.name, srv.metadata):
             continue
         by_name.setdefault(srv.name, srv)

@@ -7,7 +7,7 @@ import sys
 from invoke import task
 from invoke.exceptions import Exit
 
-from . import cloudservers, names, remote, settings
+from . import names, remote, settings
 from .cloud import Cloud
 from .errors import UserError
 
@@ -21,7 +21,7 @@ def pick(s, found, node=None):
     if not found:
         raise UserError(f"no cluster named {s.INSTANCE_PREFIX} (no servers); run `inv up`")
     if node is None:
-        master = next((srv for srv in found if remote.role_of(srv) == "master"), None)
+        master = remote.master_of(found)
         if master is None:
             raise UserError(f"cluster {s.INSTANCE_PREFIX} has no master; run `inv up`")
         chosen = master
@@ -79,8 +79,7 @@ def ssh_argv(s, address, command=None):
 def ssh(c, node=None, command=None):
     """Open a shell on the master (or --node N), or run --command there."""
     s = settings.load()
-    cloud = Cloud(s)
-    found = remote.cluster_servers(s, cloudservers.for_cloud(cloud).list_servers(s.INSTANCE_PREFIX))
+    found = remote.find_cluster(s, Cloud(s))
     server = pick(s, found, node)
     key = names.private_key_path(s)
     if not key.is_file():

@@ -8,7 +8,7 @@ import datetime
 
 from invoke import task
 
-from . import cloudfiles, cloudservers, names, remote, settings, upload
+from . import cloudfiles, kubeconfig, names, remote, settings, upload
 from .cloud import Cloud
 from .cloudnetworks import CloudNetworks
 
@@ -71,7 +71,7 @@ def status(c):
     """Show the cluster's servers, network and uploaded release."""
     s = settings.load()
     cloud = Cloud(s)
-    found = remote.cluster_servers(s, cloudservers.for_cloud(cloud).list_servers(s.INSTANCE_PREFIX))
+    found = remote.find_cluster(s, cloud)
     if found:
         remote.print_table(SERVER_HEADER, server_rows(s, found), title=f"cluster {s.INSTANCE_PREFIX}")
     else:
@@ -82,6 +82,6 @@ def status(c):
     for line in release_lines(s, cloudfiles.describe_release(s, cloud), upload.load_saved(s)):
         print(line)
     if found:
-        master = next((srv for srv in found if remote.role_of(srv) == "master"), None)
+        master = remote.master_of(found)
         if master is not None and master.public_ip:
-            print(f"API server: https://{master.public_ip}:6443 (context {names.kube_context(s)})")
+            print(f"API server: {kubeconfig.server_url(master.public_ip)} (context {names.kube_context(s)})")

@@ -72,8 +72,10 @@ def publish(s, cloud=None):
     plain = size <= segment_size
     cached = cache.get(path)
     digests = cached if cached and cached.get("sha256") and (cached.get("md5") or not plain) else None
-    if digests is None and (remote is not None or plain):
-        # Needed up front to compare with what is stored (or for a plain PUT).
+    same_size = remote is not None and int(remote.get("content-length", -1)) == size
+    if digests is None and (same_size or plain):
+        # Needed up front to compare with what is stored (or for a plain PUT);
+        # a stored object of another size is replaced without hashing first.
         digests = release.file_digests(path, cache, md5=plain)
     action = plan(remote, size, digests, segment_size)
 

@@ -224,3 +224,19 @@ def test_a_bad_setting_stops_up_before_any_server_exists(test_cloud, env, settin
     assert result.returncode == 1
     assert result.stdout.startswith(message) and result.stdout.count("\n") == 1, result.stdout
     assert resources(test_cloud) == before
+
+
+def test_down_keeps_a_cloud_network_another_cluster_still_uses(test_cloud, built):
+    a = dict(built, NOVA_NETWORK_LABEL=built["INSTANCE_PREFIX"] + "-shared")
+    b = dict(a, INSTANCE_PREFIX=a["INSTANCE_PREFIX"] + "b", NUM_NODES="1")
+    run_inv(["up", "--no-checks"], a)
+    run_inv(["up", "--no-checks"], b)
+    b_ports_before = resources(test_cloud)["ports"]
+    result = run_inv(["down", "--yes"], a)
+    assert f"kept Cloud Network {a['NOVA_NETWORK_LABEL']}: still used by server(s)" in result.stdout
+    assert cluster(test_cloud, a["INSTANCE_PREFIX"]) == []
+    assert cluster(test_cloud, b["INSTANCE_PREFIX"]) == [f"{b['INSTANCE_PREFIX']}-master", f"{b['INSTANCE_PREFIX']}-node-1"]
+    after = resources(test_cloud)["ports"]
+    assert after and after <= b_ports_before
+    result = run_inv(["down", "--yes"], b)
+    assert f"Cloud Network {a['NOVA_NETWORK_LABEL']} (" in result.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tasks import settings
-from tasks.errors import ConfigError, UserError
+from tasks.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 
