@@ -12,25 +12,25 @@ from invoke import task
 
 from . import kubeconfig as kubeconfigs
 from . import master as master_stage
-from . import names, nodes, progress, release, remote, settings, upload
+from . import bootdata, cloudservers, names, nodes, progress, release, remote, servers, settings, upload
 from .cloud import Cloud
 from .errors import UserError
 
 
-def release_source(s, cloud):
-    """The uploaded Release; or, when no tarball is here, a function that
-    raises find_tarball's error, which the stages call only if they must
-    create a server (a complete cluster needs no tarball to re-run `up`)."""
+def have_tarball(s, cloud):
+    """True when a release tarball is here to upload. Without one a complete
+    cluster still re-runs (it needs none), and one that must create a server
+    stops now, before the network or keypair is touched, with find_tarball's
+    line (where it looked; run `inv build`)."""
     try:
         release.find_tarball(s)
-    except UserError as exc:  # names the places looked at, suggests `inv build`
-        missing = exc  # `exc` is unbound once the except block ends
-
-        def unavailable():
-            raise missing
-        progress.info("no release tarball found; fine unless a server must be created")
-        return unavailable
-    return upload.publish(s, cloud)
+        return True
+    except UserError:
+        listed = cloudservers.for_cloud(cloud).list_servers(s.INSTANCE_PREFIX)
+        if any(servers.plan(s, role, listed).create for role in ("master", "node")):
+            raise
+        progress.info("no release tarball found; the cluster's servers all exist, so none is needed")
+        return False
 
 
 def ordered(s, found):
@@ -55,8 +55,11 @@ def up(c, no_checks=False, kubeconfig=None):
     start = time.monotonic()
     s = settings.load()
     cloud = Cloud(s)
+    tarball = have_tarball(s, cloud)
     target = nodes.prepare(s, cloud)
-    rel = release_source(s, cloud)
+    # Without a tarball the stages have nothing to create; should a server
+    # fail meanwhile, the lazy release stops them with find_tarball's line.
+    rel = upload.publish(s, cloud) if tarball else bootdata.lazy_release(s, cloud)
     master = master_stage.ensure(s, cloud, rel, target)
     booting = nodes.ensure(s, cloud, rel, target, master.servicenet_ip)
     ready = nodes.wait_active(s, cloud, [master.name] + booting.names, booting.failures)

@@ -240,3 +240,12 @@ def test_down_keeps_a_cloud_network_another_cluster_still_uses(test_cloud, built
     assert after and after <= b_ports_before
     result = run_inv(["down", "--yes"], b)
     assert f"Cloud Network {a['NOVA_NETWORK_LABEL']} (" in result.stdout
+
+
+def test_up_without_a_tarball_stops_before_touching_the_cloud(test_cloud, env):
+    before = resources(test_cloud)
+    result = run_inv(["up"], env, check=False)
+    assert result.returncode == 1
+    assert result.stdout.startswith("error: no kubernetes-server-linux-amd64.tar.gz: looked in ")
+    assert "inv build" in result.stdout and result.stdout.count("\n") == 1, result.stdout
+    assert resources(test_cloud) == before
