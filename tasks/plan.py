@@ -49,9 +49,10 @@ def planned_release(s, cloud):
     if saved is not None:
         return saved, "last upload"
     path = release.find_tarball(s)
-    digests = release.file_digests(path, release.DigestCache(s.KUBE_DOWNLOAD_DIR), md5=False)
+    cache = release.DigestCache(s.KUBE_DOWNLOAD_DIR)
+    digests = release.file_digests(path, cache, md5=False)
     url = f"{cloud.endpoint('object-store')}/{names.container(s)}/{names.release_object(s)}"
-    version = release.version_from_path(s, path) or release.tarball_version(path)
+    version = upload.version_of(s, path, cache)
     found = upload.Release(url=url, sha256=digests["sha256"], size=digests["size"], expires_at=0,
                            container=names.container(s), object_name=names.release_object(s), version=version)
     return found, f"{path}, not uploaded yet (the URL gets its signature at upload)"

@@ -84,7 +84,7 @@ def publish(s, cloud=None):
     else:
         digests = _upload(s, cloud, conn, path, size, cache, digests, action, container, name, segment_size)
 
-    version = _version(s, path, cache)
+    version = version_of(s, path, cache)
     storage_url = cloud.endpoint("object-store")
     key = cloudfiles.ensure_temp_url_key(conn)
     digest = cloudfiles.temp_url_digest(conn, storage_url)
@@ -157,7 +157,8 @@ def _hash_beside(path, cache, digests, cancel):
     return get
 
 
-def _version(s, path, cache):
+def version_of(s, path, cache):
+    """The Kubernetes version in the tarball at `path`, cached like its digests."""
     entry = cache.get(path) or {}
     if "version" in entry:
         return entry["version"]
