@@ -12,7 +12,7 @@ from .cloud import Cloud
 from .cloudnetworks import CloudNetworks
 from .cloudservers import CloudServers
 
-# A node's user data needs the master's ServiceNet address; before the master
+# A node's user data needs the master's Cloud Network address; before the master
 # exists, the plan renders it with an address from RFC 5737's documentation
 # range, which no server can have, and says so.
 UNKNOWN_MASTER_IP = "192.0.2.1"
@@ -61,8 +61,9 @@ def planned_release(s, cloud):
 def write_user_data(s, cloud, found):
     """Render every server's user data into STATE/plan/; returns the paths."""
     rel, origin = planned_release(s, cloud)
-    master = next((srv for srv in found if srv.name == names.master_name(s) and srv.servicenet_ip), None)
-    master_ip = master.servicenet_ip if master else UNKNOWN_MASTER_IP
+    master = next((srv for srv in found if srv.name == names.master_name(s) and srv.ipv4_in(s.NOVA_NETWORK)),
+                  None)
+    master_ip = master.ipv4_in(s.NOVA_NETWORK) if master else UNKNOWN_MASTER_IP
     boot = bootdata.BootData(s, rel)
     out = names.state_dir(s) / "plan"
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
