@@ -18,10 +18,11 @@ port reachable from the laptop.
 
 import datetime
 
-import yaml
-
-from . import layout, names, pki, progress, servers
+from . import layout, names, progress, servers
 from .errors import CloudError
+
+# pki (cryptography), paramiko and yaml are imported where they are used:
+# `inv --list` must not pay for them.
 
 # The group kubeadm's join flow expects the token in (kubeadm's own default).
 TOKEN_GROUP = "system:bootstrappers:kubeadm:default-node-token"
@@ -78,6 +79,10 @@ def put_on_cluster(s, master, record, timeout=None):
     """Create the token's Secret through kubectl on `master` (a Server)."""
     import io
 
+    import paramiko
+    import yaml
+    from invoke.exceptions import CommandTimedOut, ThreadException
+
     from . import remote
 
     target = remote.target(master, s.NOVA_NETWORK)
@@ -86,10 +91,13 @@ def put_on_cluster(s, master, record, timeout=None):
         conn = remote.open_connection(s, target, timeout)
     except TimeoutError as exc:
         raise CloudError(f"cannot renew the bootstrap token: {exc}") from None
+    manifest = yaml.safe_dump(secret_manifest(record), sort_keys=False)
     try:
-        manifest = yaml.safe_dump(secret_manifest(record), sort_keys=False)
         result = conn.run(create_command(s), hide=True, warn=True, timeout=remote.COMMAND_TIMEOUT,
                           in_stream=io.StringIO(manifest))
+    except (OSError, EOFError, paramiko.SSHException, ThreadException, CommandTimedOut) as exc:
+        raise CloudError(f"cannot renew the bootstrap token on {master.name}: the SSH session failed "
+                         f"({type(exc).__name__}); re-run") from None
     finally:
         conn.close()
     if result.exited != 0:
@@ -103,7 +111,7 @@ def ensure_fresh(s, listed, now=None):
     their boot. `listed` are the cluster's servers as Nova lists them; the
     master among them, once ACTIVE, gets the new token first. Returns the
     decision taken (KEEP, RECORD or RENEW)."""
-    from . import remote
+    from . import pki, remote
 
     state_dir = names.state_dir(s)
     now = now or datetime.datetime.now(datetime.timezone.utc)
