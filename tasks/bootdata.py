@@ -60,6 +60,14 @@ class BootData:
                     release_sha256=release.sha256, ssh_public_key=sshkeys.ensure_local(s).public_key)
             return self._base
 
+    def use_token(self, record):
+        """Render with the pki.TokenRecord `record` instead of the recorded
+        token (`inv plan` previews a renewal it does not make)."""
+        base = self.base_facts()
+        with self._lock:
+            self._base = dataclasses.replace(base, bootstrap_token=record.token,
+                                             bootstrap_token_expires=record.expires_text)
+
     def facts(self, role, index, master_ip):
         if role == "node":
             return dataclasses.replace(self.base_facts(), master_ip=master_ip, node_index=index)
