@@ -62,6 +62,17 @@ UNIT_CONTAINERD = "containerd.service"
 UNIT_RELEASE = "kube-release.service"
 UNIT_BOOTSTRAP = "kube-bootstrap.service"
 UNIT_KUBELET = "kubelet.service"
+# Starts the units below without waiting for them (systemctl start --no-block).
+UNIT_START = "kube-start.service"
+# Flatcar's reboot manager: it reboots after an update unless told not to.
+UNIT_LOCKSMITHD = "locksmithd.service"
+
+# Units whose start job can last minutes: the release download retries until
+# it succeeds, the bootstrap runs kubeadm, and the kubelet is ordered after the
+# release. coreos-cloudinit waits for every `command: start` it issues (no
+# timeout) and is itself killed after 10 minutes, so these are only enabled
+# and started by UNIT_START with --no-block, never by `command: start`.
+LONG_UNITS = (UNIT_RELEASE, UNIT_BOOTSTRAP, UNIT_KUBELET)
 
 ROLES = ("master", "node")
 

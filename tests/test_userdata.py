@@ -215,6 +215,8 @@ def verify_units(tmp_path, config):
     binaries = {"/usr/bin/containerd"}
     names = []
     for unit in config["coreos"]["units"]:
+        if "content" not in unit:
+            continue   # a command (or mask) on one of Flatcar's units
         (etc / unit["name"]).write_text(unit["content"])
         binaries.update(_exec_binaries(unit["content"]))
         for dropin in unit.get("drop-ins", []):
@@ -242,7 +244,7 @@ def test_units_pass_systemd_analyze_verify(rendered, tmp_path):
 def test_systemd_analyze_verify_catches_a_bad_unit(rendered, tmp_path):
     _, _, texts = rendered
     config = yaml.safe_load(texts["node"])
-    unit = config["coreos"]["units"][0]
+    unit = units_of(config)[layout.UNIT_RELEASE]
     unit["content"] = unit["content"].replace("Type=oneshot", "Type=oneshoot")
     result = verify_units(tmp_path, config)
     assert "oneshoot" in result.stderr
@@ -262,13 +264,48 @@ def test_the_units_and_files_the_checks_rely_on_are_defined(rendered):
         for path in (layout.FETCH_SCRIPT, layout.BOOTSTRAP_SCRIPT, layout.ADDRESSES_SCRIPT,
                      layout.RELEASE_CURLRC, layout.RELEASE_ENV, layout.KUBEADM_CONFIG):
             assert path in files, (role, path)
-        assert units[layout.UNIT_RELEASE]["command"] == "start"
-        assert units[layout.UNIT_BOOTSTRAP]["command"] == "start"
+        for name in layout.LONG_UNITS:
+            assert units[name]["enable"] is True, (role, name)
         assert f"ExecStart={layout.FETCH_SCRIPT}" in units[layout.UNIT_RELEASE]["content"]
         assert f"ExecStart={layout.BOOTSTRAP_SCRIPT}" in units[layout.UNIT_BOOTSTRAP]["content"]
         for later in (layout.UNIT_BOOTSTRAP, layout.UNIT_KUBELET):
             assert re.search(rf"^Requires=.*\b{re.escape(layout.UNIT_RELEASE)}", units[later]["content"], re.M)
             assert re.search(rf"^After=.*\b{re.escape(layout.UNIT_RELEASE)}", units[later]["content"], re.M)
+
+
+_DEPENDENCY = re.compile(r"^(Requires|Wants|BindsTo|Requisite|After)=(.*)$", re.M)
+
+
+def test_no_unit_start_waits_for_a_long_unit(rendered):
+    """coreos-cloudinit waits for each `command: start` without a timeout
+    and is killed after 10 minutes: nothing it starts may wait for the
+    download or kubeadm. The long units start from one --no-block call."""
+    _, _, texts = rendered
+    long_units = set(layout.LONG_UNITS)
+    for role, text in texts.items():
+        config = yaml.safe_load(text)
+        units = units_of(config)
+        started = [u for u in config["coreos"]["units"] if u.get("command") in ("start", "restart")]
+        assert [u["name"] for u in started] == [layout.UNIT_START], role
+        for unit in started:
+            waits_for = {name for _, value in _DEPENDENCY.findall(unit.get("content", "")) for name in value.split()}
+            assert not waits_for & long_units, (role, unit["name"], waits_for)
+        exec_start = re.findall(r"^ExecStart=(.*)$", units[layout.UNIT_START]["content"], re.M)
+        assert exec_start == [f"/usr/bin/systemctl start --no-block {layout.UNIT_BOOTSTRAP}"], role
+        assert "Type=oneshot" in units[layout.UNIT_START]["content"]
+        # What the --no-block start pulls in covers the release download.
+        bootstrap = units[layout.UNIT_BOOTSTRAP]["content"]
+        assert re.search(rf"^Requires=.*\b{re.escape(layout.UNIT_RELEASE)}", bootstrap, re.M)
+
+
+def test_locksmithd_is_stopped_and_masked_before_anything_else(rendered):
+    """locksmithd read its strategy (default: reboot) before cloud-config ran,
+    and coreos-cloudinit stops it for reboot-strategy "off" only after our
+    own unit commands: our first unit entry must stop and mask it."""
+    _, _, texts = rendered
+    for role, text in texts.items():
+        first = yaml.safe_load(text)["coreos"]["units"][0]
+        assert first == {"name": layout.UNIT_LOCKSMITHD, "command": "stop", "mask": True}, role
 
 
 def test_checks_per_role():
@@ -414,7 +451,7 @@ def test_temp_url_and_token_sit_only_in_root_only_files(rendered):
             if facts.bootstrap_token in f["content"]:
                 assert path == layout.KUBEADM_CONFIG and f["permissions"] == "0600", (role, path)
         for unit in config["coreos"]["units"]:
-            assert "temp_url_sig" not in unit["content"]
+            assert "temp_url_sig" not in unit.get("content", "")
         curlrc = files_of(config)[layout.RELEASE_CURLRC]["content"]
         assert f'url = "{facts.release_url}"' in curlrc
         env = files_of(config)[layout.RELEASE_ENV]["content"]
