@@ -55,8 +55,15 @@ CRI_SOCKET = "unix:///run/containerd/containerd.sock"
 
 # The config drive: Flatcar mounts it read-only here on OpenStack.
 CONFIG_DRIVE_LABEL = "config-2"
+CONFIG_DRIVE_DEVICE = f"/dev/disk/by-label/{CONFIG_DRIVE_LABEL}"
 CONFIG_DRIVE_MOUNT = "/media/configdrive"
 NETWORK_DATA = "openstack/latest/network_data.json"
+# Interfaces are found here by MAC address, never by name: Flatcar's systemd
+# names them predictably (enX0 on Xen, ens3 on virtio...), not eth0.
+SYS_CLASS_NET = "/sys/class/net"
+# Scratch space of the scripts (tmpfs): the filled-in kubeadm config, and
+# where the config drive is mounted when Flatcar has not.
+RUN_DIR = "/run/kube-rackspace"
 
 UNIT_CONTAINERD = "containerd.service"
 UNIT_RELEASE = "kube-release.service"

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import jsonschema
 import pytest
@@ -556,3 +557,119 @@ def test_golden(name):
     assert path.is_file(), f"{path} missing: run UPDATE_GOLDEN=1 pytest tests/test_userdata.py"
     assert text == path.read_text(), \
         f"what the servers run changed; review the diff and run UPDATE_GOLDEN=1 pytest {Path(__file__).name}"
+
+
+# --- the scripts, run for real -------------------------------------------------------
+
+def rooted_layout(root):
+    """layout with every absolute path moved under `root`, so the rendered
+    scripts can run here without touching this machine's /etc, /opt or /run."""
+    return SimpleNamespace(**{name: f"{root}{value}" if isinstance(value, str) and value.startswith("/") else value
+                              for name, value in layout.template_values().items()})
+
+
+def render_rooted(template, role, s, facts, root):
+    values = userdata.context(role, s, facts)
+    values["layout"] = rooted_layout(root)
+    return userdata._environment().get_template(template).render(**values)
+
+
+PUBLICNET, SERVICENET = userdata.PUBLICNET_ID, userdata.SERVICENET_ID
+CLOUD_NET_ID = "7b5a3b4e-33cf-4f3a-9d59-0b2a6c0c2b11"
+
+
+def _link(name, mac):
+    # As nova.virt.netutils._get_eth_link writes a link (Xen VIFs on Rackspace).
+    return {"id": name, "vif_id": f"vif-{name}", "type": "vif", "mtu": 1500, "ethernet_mac_address": mac}
+
+
+def _static(num, link, network_id, address, netmask="255.255.255.0", gateway=None):
+    # As nova.virt.netutils._get_nets writes a network with a fixed address.
+    return {"id": f"network{num}", "type": "ipv4", "link": link, "ip_address": address, "netmask": netmask,
+            "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": gateway}] if gateway else [],
+            "network_id": network_id}
+
+
+def _dhcp(num, link, network_id, version=4):
+    # ...and one whose subnet hands out addresses by DHCP: no ip_address.
+    return {"id": f"network{num}", "type": f"ipv{version}_dhcp", "link": link, "network_id": network_id}
+
+
+# Each case: network_data.json (or None: no config drive), the NICs as the
+# kernel names them (name, MAC, address/prefix or None) and what the
+# script must find: (PublicNet, ServiceNet, Cloud Network). The NICs are
+# listed in another order than the networks, and none is called eth*.
+NETWORK_CASES = {
+    "three-static-nics-xen-names": (
+        {"links": [_link("tapa1", "BC:76:4E:20:00:01"), _link("tapb2", "bc:76:4e:20:00:02"),
+                   _link("tapc3", "bc:76:4e:20:00:03")],
+         "networks": [_static(0, "tapa1", PUBLICNET, "198.51.100.7", gateway="198.51.100.1"),
+                      _static(1, "tapb2", SERVICENET, "10.176.4.9", netmask="255.255.224.0"),
+                      _static(2, "tapc3", CLOUD_NET_ID, "192.168.0.4")],
+         "services": [{"type": "dns", "address": "72.3.128.241"}]},
+        [("enX2", "bc:76:4e:20:00:03", "192.168.0.4/24"), ("enX0", "bc:76:4e:20:00:02", "10.176.4.9/19"),
+         ("enX1", "bc:76:4e:20:00:01", "198.51.100.7/24")],
+        ("198.51.100.7", "10.176.4.9", "192.168.0.4")),
+    "dhcp-entry-first": (
+        # PublicNet twice: a DHCP port whose NIC has no address yet comes
+        # before the fixed one, and must not hide it.
+        {"links": [_link("tap-sn", "fa:16:3e:aa:00:02"), _link("tap-pub2", "fa:16:3e:aa:00:04"),
+                   _link("tap-pub", "fa:16:3e:aa:00:01"), _link("tap-cn", "fa:16:3e:aa:00:03")],
+         "networks": [_dhcp(0, "tap-sn", SERVICENET), _dhcp(1, "tap-sn", SERVICENET, version=6),
+                      _dhcp(2, "tap-pub2", PUBLICNET),
+                      _static(3, "tap-pub", PUBLICNET, "203.0.113.20", gateway="203.0.113.1"),
+                      _static(4, "tap-cn", CLOUD_NET_ID, "192.168.0.9")],
+         "services": []},
+        [("ens3", "fa:16:3e:aa:00:01", "203.0.113.20/24"), ("ens4", "fa:16:3e:aa:00:02", "10.180.2.33/19"),
+         ("enp0s5", "fa:16:3e:aa:00:03", "192.168.0.9/24"), ("ens6", "fa:16:3e:aa:00:04", None)],
+        ("203.0.113.20", "10.180.2.33", "192.168.0.9")),
+    "every-network-by-dhcp": (
+        {"links": [_link("tap1", "fa:16:3e:bb:00:01"), _link("tap2", "fa:16:3e:bb:00:02"),
+                   _link("tap3", "fa:16:3e:bb:00:03")],
+         "networks": [_dhcp(0, "tap1", PUBLICNET), _dhcp(1, "tap2", SERVICENET), _dhcp(2, "tap3", CLOUD_NET_ID)],
+         "services": []},
+        [("ens5", "fa:16:3e:bb:00:03", "192.168.0.77/24"), ("ens4", "fa:16:3e:bb:00:02", "10.176.9.1/19"),
+         ("ens3", "fa:16:3e:bb:00:01", "198.51.100.99/24")],
+        ("198.51.100.99", "10.176.9.1", "192.168.0.77")),
+    "no-config-drive": (
+        None,
+        [("enX0", "bc:76:4e:20:00:11", "198.51.100.8/24"), ("enX1", "bc:76:4e:20:00:12", "10.176.4.10/19"),
+         ("enX2", "bc:76:4e:20:00:13", "192.168.0.5/24")],
+        ("", "", "192.168.0.5")),
+}
+
+
+def run_in_fake_network(root, nics, script):
+    """Run bash `script` in a fresh network namespace holding TAP devices
+    named and addressed as `nics`, with that namespace's sysfs mounted at
+    <root>/sys (so layout.SYS_CLASS_NET, re-rooted, lists exactly them)."""
+    _tool("unshare", "util-linux")
+    setup = [f"mkdir -p {root}/sys", f"mount -t sysfs sysfs {root}/sys"]
+    for i, (name, mac, address) in enumerate(nics):
+        setup += [f"ip tuntap add dev kr-tap{i} mode tap", f"ip link set kr-tap{i} address {mac} name {name}",
+                  f"ip link set {name} up"]
+        if address:
+            setup.append(f"ip addr add {address} dev {name}")
+    return subprocess.run(["unshare", "--net", "--mount", "bash", "-c", "set -euo pipefail\n" + "\n".join(setup)
+                           + "\n" + script], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("case", sorted(NETWORK_CASES))
+def test_addresses_are_found_by_mac_and_cidr_never_by_interface_name(case, material, tmp_path):
+    network_data, nics, expected = NETWORK_CASES[case]
+    s = load_settings()
+    root = tmp_path / "root"
+    rooted = rooted_layout(root)
+    script = Path(rooted.ADDRESSES_SCRIPT)
+    script.parent.mkdir(parents=True)
+    script.write_text(render_rooted("files/addresses.sh.j2", "master", s, make_facts(material), root))
+    if network_data is not None:
+        data = Path(rooted.CONFIG_DRIVE_MOUNT) / layout.NETWORK_DATA
+        data.parent.mkdir(parents=True)
+        data.write_text(json.dumps(network_data))
+    result = run_in_fake_network(root, nics, f"""
+source {script}
+echo "$(kr_public_address)|$(kr_servicenet_address)|$(kr_cloud_network_address)"
+""")
+    assert result.returncode == 0, result.stderr
+    assert tuple(result.stdout.strip().split("|")) == expected, result.stderr
