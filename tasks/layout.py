@@ -43,12 +43,18 @@ ADDRESSES_ENV = f"{STATE_DIR}/addresses.env"
 RELEASE_MARKER = f"{STATE_DIR}/release.sha256"
 # Written last by the bootstrap unit: cloud-config's work is finished.
 DONE_MARKER = f"{STATE_DIR}/bootstrap.done"
+# Ours, around `kubeadm init`: STARTED before each attempt, DONE only after
+# one succeeded. kubeadm's own files cannot tell: it writes admin.conf long
+# before the bootstrap token, the join RBAC and the add-ons.
+INIT_STARTED_MARKER = f"{STATE_DIR}/kubeadm-init.started"
+INIT_DONE_MARKER = f"{STATE_DIR}/kubeadm-init.done"
 
-PKI_DIR = "/etc/kubernetes/pki"
+KUBERNETES_DIR = "/etc/kubernetes"
+PKI_DIR = f"{KUBERNETES_DIR}/pki"
 CA_CERT = f"{PKI_DIR}/ca.crt"
 CA_KEY = f"{PKI_DIR}/ca.key"
-ADMIN_CONF = "/etc/kubernetes/admin.conf"
-KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
+ADMIN_CONF = f"{KUBERNETES_DIR}/admin.conf"
+KUBELET_CONF = f"{KUBERNETES_DIR}/kubelet.conf"
 # The kubelet default under /usr is read-only on Flatcar.
 VOLUME_PLUGIN_DIR = "/opt/libexec/kubernetes/kubelet-plugins/volume/exec/"
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"

@@ -673,3 +673,77 @@ echo "$(kr_public_address)|$(kr_servicenet_address)|$(kr_cloud_network_address)"
 """)
     assert result.returncode == 0, result.stderr
     assert tuple(result.stdout.strip().split("|")) == expected, result.stderr
+
+
+STUBS = HERE / "testcloud" / "stubs.py"
+
+
+def stub_bin(directory, commands, noop=()):
+    """Executables in `directory`: each of `commands` runs the test cloud's
+    stub of that name, each of `noop` does nothing (modprobe, sysctl: never
+    the real ones on this machine)."""
+    import sys
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in commands:
+        (directory / name).write_text(f'#!/bin/sh\nexec {sys.executable} {STUBS} {name} "$@"\n')
+    for name in noop:
+        (directory / name).write_text("#!/bin/sh\nexit 0\n")
+    for path in directory.iterdir():
+        path.chmod(0o755)
+
+
+def master_root(tmp_path, material):
+    """The master's files as cloud-config writes them, under tmp_path/root,
+    plus the config drive's network_data.json."""
+    s = load_settings()
+    facts = make_facts(material)
+    root = tmp_path / "root"
+    config = yaml.safe_load(render_rooted("master.yaml.j2", "master", s, facts, root))
+    for f in config["write_files"]:
+        path = Path(f["path"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f["content"])
+        path.chmod(int(f["permissions"], 8))
+    rooted = rooted_layout(root)
+    data = Path(rooted.CONFIG_DRIVE_MOUNT) / layout.NETWORK_DATA
+    data.parent.mkdir(parents=True)
+    data.write_text(json.dumps(NETWORK_CASES["three-static-nics-xen-names"][0]))
+    return root, rooted
+
+
+@pytest.mark.parametrize("fail_after", ["kubeconfig", "wait-control-plane"])
+def test_a_kubeadm_init_that_failed_after_admin_conf_is_reset_and_run_again(material, tmp_path, fail_after):
+    root, rooted = master_root(tmp_path, material)
+    stub_bin(Path(rooted.BIN_DIR), ["kubeadm", "kubectl"])
+    stub_bin(tmp_path / "sbin", [], noop=["modprobe", "sysctl", "systemctl"])
+    health = tmp_path / "health"
+    health.mkdir()
+    (health / "kubernetes-master.json").write_text(
+        json.dumps({"kubeadm": {"init_fail_after": fail_after, "init_failures": 1}}))
+    env = {"PATH": f"{tmp_path / 'sbin'}:/usr/sbin:/usr/bin:/sbin:/bin", "TESTCLOUD_SERVER_ROOT": str(root),
+           "TESTCLOUD_HEALTH_DIR": str(health), "TESTCLOUD_SERVER_NAME": "kubernetes-master"}
+    cluster = root / "var/lib/etcd/stub-cluster.json"
+    log = root / "var/log/kubeadm-stub.log"
+
+    def bootstrap():
+        return subprocess.run(["bash", rooted.BOOTSTRAP_SCRIPT], env=env, capture_output=True, text=True, timeout=60)
+
+    first = bootstrap()
+    assert first.returncode != 0 and f"error execution phase {fail_after}" in first.stderr
+    assert Path(rooted.ADMIN_CONF).exists() and not Path(rooted.DONE_MARKER).exists()
+
+    second = bootstrap()
+    assert second.returncode == 0, second.stderr
+    assert "an earlier kubeadm init did not finish" in second.stderr
+    calls = [line.split()[1] for line in log.read_text().splitlines()]
+    assert calls == ["init", "reset", "init"]
+    # The cluster has what a finished init makes, with the CA made on the laptop.
+    assert {"bootstrap-token", "addon", "upload-config"} <= set(json.loads(cluster.read_text())["phases"])
+    assert Path(rooted.CA_CERT).read_text() == material.ca_cert_pem
+    assert Path(rooted.CA_KEY).read_text() == material.ca_key_pem
+    assert Path(rooted.DONE_MARKER).exists() and Path(rooted.INIT_DONE_MARKER).exists()
+
+    third = bootstrap()
+    assert third.returncode == 0, third.stderr
+    assert [line.split()[1] for line in log.read_text().splitlines()] == calls   # never again once done
