@@ -26,6 +26,7 @@ CONF_DIR = "/etc/kube-rackspace"
 STATE_DIR = "/var/lib/kube-rackspace"
 
 FETCH_SCRIPT = f"{LIB_DIR}/fetch-release.sh"
+SANDBOX_SCRIPT = f"{LIB_DIR}/containerd-sandbox.sh"
 BOOTSTRAP_SCRIPT = f"{LIB_DIR}/bootstrap.sh"
 ADDRESSES_SCRIPT = f"{LIB_DIR}/addresses.sh"
 # curl --config file holding the temp URL, so it never shows in `ps`.
@@ -51,6 +52,12 @@ INIT_DONE_MARKER = f"{STATE_DIR}/kubeadm-init.done"
 
 KUBERNETES_DIR = "/etc/kubernetes"
 PKI_DIR = f"{KUBERNETES_DIR}/pki"
+# containerd: Flatcar's config (read-only), our copy of it with the sandbox
+# image kubeadm expects, and the drop-in that points containerd at the copy
+# (Flatcar's containerd.service reads $CONTAINERD_CONFIG).
+FLATCAR_CONTAINERD_CONFIG = "/usr/share/containerd/config.toml"
+CONTAINERD_CONFIG = f"{CONF_DIR}/containerd.toml"
+CONTAINERD_DROPIN = "/etc/systemd/system/containerd.service.d/10-kube-rackspace.conf"
 CA_CERT = f"{PKI_DIR}/ca.crt"
 CA_KEY = f"{PKI_DIR}/ca.key"
 ADMIN_CONF = f"{KUBERNETES_DIR}/admin.conf"

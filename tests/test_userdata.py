@@ -177,8 +177,8 @@ def test_embedded_scripts_pass_shellcheck(rendered, tmp_path):
                                     capture_output=True, text=True)
             assert result.returncode == 0, f"{role} {path}:\n{result.stdout}{result.stderr}"
             checked += 1
-    # addresses.sh, fetch-release.sh and bootstrap.sh on each role.
-    assert checked == 6
+    # addresses.sh, fetch-release.sh, containerd-sandbox.sh and bootstrap.sh on each role.
+    assert checked == 8
 
 
 def test_shellcheck_catches_a_broken_script(tmp_path):
@@ -747,3 +747,55 @@ def test_a_kubeadm_init_that_failed_after_admin_conf_is_reset_and_run_again(mate
     third = bootstrap()
     assert third.returncode == 0, third.stderr
     assert [line.split()[1] for line in log.read_text().splitlines()] == calls   # never again once done
+
+
+def test_containerd_gets_the_pause_image_kubeadm_lists_before_the_kubelet_starts(material, tmp_path):
+    import tomllib
+
+    root, rooted = master_root(tmp_path, material)
+    flatcar = Path(rooted.FLATCAR_CONTAINERD_CONFIG)
+    flatcar.parent.mkdir(parents=True)
+    shutil.copy(HERE / "data" / "flatcar-containerd-config.toml", flatcar)
+    stub_bin(Path(rooted.BIN_DIR), ["kubeadm"])
+    sbin = tmp_path / "sbin"
+    stub_bin(sbin, [])
+    (sbin / "systemctl").write_text(f'#!/bin/sh\necho "$*" >>{tmp_path}/systemctl.log\n')
+    (sbin / "systemctl").chmod(0o755)
+    env = {"PATH": f"{sbin}:/usr/bin:/bin", "TESTCLOUD_SERVER_ROOT": str(root)}
+
+    def run():
+        return subprocess.run(["bash", rooted.SANDBOX_SCRIPT], env=env, capture_output=True, text=True, timeout=60)
+
+    result = run()
+    assert result.returncode == 0, result.stderr
+    # What the installed kubeadm names for this release (the stub answers as kubeadm 1.34 does).
+    assert "config images list --kubernetes-version v1.31.4" in (root / "var/log/kubeadm-stub.log").read_text()
+    config = tomllib.loads(Path(rooted.CONTAINERD_CONFIG).read_text())
+    original = tomllib.loads(flatcar.read_text())
+    cri = config["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri.pop("sandbox_image") == "registry.k8s.io/pause:3.10.1"
+    assert config == original   # Flatcar's settings (SystemdCgroup...) all kept
+    dropin = Path(rooted.CONTAINERD_DROPIN).read_text()
+    assert re.search(rf"^\[Service\]\nEnvironment=CONTAINERD_CONFIG={re.escape(rooted.CONTAINERD_CONFIG)}$", dropin, re.M)
+    assert (tmp_path / "systemctl.log").read_text() == f"daemon-reload\nrestart {layout.UNIT_CONTAINERD}\n"
+    # Unchanged on the next run: no second restart.
+    assert run().returncode == 0
+    assert (tmp_path / "systemctl.log").read_text() == f"daemon-reload\nrestart {layout.UNIT_CONTAINERD}\n"
+
+
+def test_sandbox_image_is_set_after_kubeadm_is_installed_and_before_images_and_kubelet(rendered):
+    _, _, texts = rendered
+    for role, text in texts.items():
+        config = yaml.safe_load(text)
+        fetch = files_of(config)[layout.FETCH_SCRIPT]["content"]
+        install = fetch.index('"$bin_dir/$binary"')
+        sandbox = fetch.index(f"\n{layout.SANDBOX_SCRIPT}\n")
+        imports = fetch.index("images import")
+        assert install < sandbox < imports, role
+        units = units_of(config)
+        assert re.search(rf"^After=.*\b{re.escape(layout.UNIT_RELEASE)}\b", units[layout.UNIT_KUBELET]["content"], re.M)
+        # A restart of containerd must not restart (kill) the unit running it.
+        for name, unit in units.items():
+            for key in ("Requires", "BindsTo", "PartOf"):
+                assert not re.search(rf"^{key}=.*\b{re.escape(layout.UNIT_CONTAINERD)}", unit.get("content", ""),
+                                     re.M), (role, name)
