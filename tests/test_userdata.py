@@ -656,6 +656,7 @@ def run_in_fake_network(root, nics, script):
 
 @pytest.mark.parametrize("case", sorted(NETWORK_CASES))
 def test_addresses_are_found_by_mac_and_cidr_never_by_interface_name(case, material, tmp_path):
+    _tool("jq", "jq")   # Flatcar ships it; the script reads network_data.json with it
     network_data, nics, expected = NETWORK_CASES[case]
     s = load_settings()
     root = tmp_path / "root"
@@ -714,6 +715,7 @@ def master_root(tmp_path, material):
 
 @pytest.mark.parametrize("fail_after", ["kubeconfig", "wait-control-plane"])
 def test_a_kubeadm_init_that_failed_after_admin_conf_is_reset_and_run_again(material, tmp_path, fail_after):
+    _tool("jq", "jq")
     root, rooted = master_root(tmp_path, material)
     stub_bin(Path(rooted.BIN_DIR), ["kubeadm", "kubectl"])
     stub_bin(tmp_path / "sbin", [], noop=["modprobe", "sysctl", "systemctl"])
