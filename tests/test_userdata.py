@@ -267,6 +267,8 @@ def test_the_units_and_files_the_checks_rely_on_are_defined(rendered):
             assert path in files, (role, path)
         for name in layout.LONG_UNITS:
             assert units[name]["enable"] is True, (role, name)
+        # A failed kubeadm init is retried on this boot, not only the next.
+        assert re.search(r"^Restart=on-failure$", units[layout.UNIT_BOOTSTRAP]["content"], re.M)
         assert f"ExecStart={layout.FETCH_SCRIPT}" in units[layout.UNIT_RELEASE]["content"]
         assert f"ExecStart={layout.BOOTSTRAP_SCRIPT}" in units[layout.UNIT_BOOTSTRAP]["content"]
         for later in (layout.UNIT_BOOTSTRAP, layout.UNIT_KUBELET):
