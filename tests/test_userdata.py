@@ -779,6 +779,12 @@ def test_containerd_gets_the_pause_image_kubeadm_lists_before_the_kubelet_starts
     cri = config["plugins"]["io.containerd.grpc.v1.cri"]
     assert cri.pop("sandbox_image") == "registry.k8s.io/pause:3.10.1"
     assert config == original   # Flatcar's settings (SystemdCgroup...) all kept
+    # containerd's own reading of it (Debian's 1.6; Flatcar's 2.x migrates version 2 configs).
+    dump = subprocess.run([_tool("containerd", "containerd"), "--config", rooted.CONTAINERD_CONFIG, "config", "dump"],
+                          capture_output=True, text=True, timeout=60)
+    assert dump.returncode == 0, dump.stderr
+    assert re.search(r'^\s*sandbox_image = "registry\.k8s\.io/pause:3\.10\.1"$', dump.stdout, re.M)
+    assert re.search(r"^\s*SystemdCgroup = true$", dump.stdout, re.M)
     dropin = Path(rooted.CONTAINERD_DROPIN).read_text()
     assert re.search(rf"^\[Service\]\nEnvironment=CONTAINERD_CONFIG={re.escape(rooted.CONTAINERD_CONFIG)}$", dropin, re.M)
     assert (tmp_path / "systemctl.log").read_text() == f"daemon-reload\nrestart {layout.UNIT_CONTAINERD}\n"
