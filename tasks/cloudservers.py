@@ -23,7 +23,7 @@ from novaclient import exceptions as nova_exc
 from . import cloud as cloudmod
 from . import names
 from .errors import CloudError, ConfigError
-from .servers import GONE, Server
+from .servers import FLAVOR_SETTINGS, GONE, Server, flavor_problem
 
 PUBLICNET = "00000000-0000-0000-0000-000000000000"
 SERVICENET = "11111111-1111-1111-1111-111111111111"
@@ -135,8 +135,6 @@ class CloudServers:
     def flavor_id(self, role, ref):
         """KUBE_MASTER_FLAVOR / KUBE_NODE_FLAVOR (by `role`) as an ID or a
         name; ConfigError when it is below the role's minimum size."""
-        from .servers import FLAVOR_SETTINGS, flavor_problem
-
         if self._flavors is None:
             # /detail: the plain list has no vcpus or ram.
             self._flavors = self._pages("listing flavors", "/flavors/detail", "flavors")
