@@ -9,11 +9,12 @@ Endpoints come from the catalog by type, name and OS_REGION_NAME; the
 import functools
 import logging
 
-from keystoneauth1 import adapter as ks_adapter
-from keystoneauth1 import exceptions as ks_exc
-from keystoneauth1 import session as ks_session
-
+from . import lazy
 from .errors import CloudError
+
+ks_adapter = lazy.module("keystoneauth1.adapter")
+ks_exc = lazy.module("keystoneauth1.exceptions")
+ks_session = lazy.module("keystoneauth1.session")
 
 # (settings override, catalog type, Rackspace catalog name)
 SERVICES = {

@@ -10,11 +10,13 @@ leave two networks).
 
 import time
 
-from keystoneauth1 import adapter as ks_adapter
-from keystoneauth1 import exceptions as ks_exc
 
 from . import cloud as cloudmod
+from . import lazy
 from .errors import CloudError
+
+ks_adapter = lazy.module("keystoneauth1.adapter")
+ks_exc = lazy.module("keystoneauth1.exceptions")
 
 LOOKUP_DELAY = 2.0
 
