@@ -29,6 +29,11 @@ FETCH_SCRIPT = f"{LIB_DIR}/fetch-release.sh"
 SANDBOX_SCRIPT = f"{LIB_DIR}/containerd-sandbox.sh"
 BOOTSTRAP_SCRIPT = f"{LIB_DIR}/bootstrap.sh"
 ADDRESSES_SCRIPT = f"{LIB_DIR}/addresses.sh"
+FIREWALL_SCRIPT = f"{LIB_DIR}/firewall.sh"
+# The host firewall's nftables rules (loaded by FIREWALL_SCRIPT).
+FIREWALL_RULES = f"{CONF_DIR}/firewall.nft"
+# nftables table of the host firewall.
+FIREWALL_TABLE = "kube_rackspace"
 # curl --config file holding the temp URL, so it never shows in `ps`.
 RELEASE_CURLRC = f"{CONF_DIR}/release.curlrc"
 RELEASE_ENV = f"{CONF_DIR}/release.env"
@@ -82,6 +87,15 @@ UNIT_CONTAINERD = "containerd.service"
 UNIT_RELEASE = "kube-release.service"
 UNIT_BOOTSTRAP = "kube-bootstrap.service"
 UNIT_KUBELET = "kubelet.service"
+UNIT_FIREWALL = "kube-firewall.service"
+
+# Flannel's CNI bridge on every server (the pods of this host); named in the
+# flannel CNI config and trusted by the host firewall.
+POD_BRIDGE = "cni0"
+SSH_PORT = 22
+# The Kubernetes default NodePort range (kube-apiserver --service-node-port-range).
+NODEPORTS = (30000, 32767)
+
 # Starts the units below without waiting for them (systemctl start --no-block).
 UNIT_START = "kube-start.service"
 # Flatcar's reboot manager: it reboots after an update unless told not to.
@@ -116,19 +130,20 @@ def _active(unit):
     return Check(f"{unit} is active", ("systemctl", "is-active", "--quiet", unit), unit)
 
 
-def checks(role, servicenet_ip=None):
+def checks(role, cluster_ip=None):
     """The checks for a server of `role`, in the order to run them. The
-    master's need its ServiceNet address, the one the API server serves on."""
+    master's need its Cloud Network address, the one the API server
+    advertises (and its certificate names)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     found = [_active(UNIT_RELEASE), _active(UNIT_BOOTSTRAP), _active(UNIT_KUBELET)]
     if role == "master":
-        if not servicenet_ip:
-            raise ValueError("the master's checks need its ServiceNet address")
+        if not cluster_ip:
+            raise ValueError("the master's checks need its Cloud Network address")
         found += [
             Check("API server is ready",
                   ("curl", "--silent", "--show-error", "--fail", "--max-time", "10",
-                   "--cacert", CA_CERT, f"https://{servicenet_ip}:{API_PORT}/readyz"),
+                   "--cacert", CA_CERT, f"https://{cluster_ip}:{API_PORT}/readyz"),
                   UNIT_KUBELET),
             Check("nodes are registered",
                   (f"{BIN_DIR}/kubectl", "--kubeconfig", ADMIN_CONF, "get", "nodes", "-o", "json"),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from invoke import task
 
-from . import bootdata, names, progress, servers, settings
+from . import bootdata, names, progress, servers, settings, tokens
 from .cloud import Cloud
 from .errors import CloudError, UserError
 
@@ -71,7 +71,8 @@ def ensure(s, cloud, release, target, master_ip):
     from .cloudservers import for_cloud
 
     nova = for_cloud(cloud)
-    plan = servers.plan(s, "node", nova.list_servers(s.INSTANCE_PREFIX))
+    listed = nova.list_servers(s.INSTANCE_PREFIX)
+    plan = servers.plan(s, "node", listed)
     check_plan(plan)
     if plan.surplus:
         progress.info(f"NUM_NODES={s.NUM_NODES}: leaving {', '.join(srv.name for srv in plan.surplus)} "
@@ -86,6 +87,8 @@ def ensure(s, cloud, release, target, master_ip):
     # created, once, not once per thread: image, flavor, the shared facts.
     nova.image_id(s.KUBE_IMAGE)
     nova.flavor_id("node", s.KUBE_NODE_FLAVOR)
+    # The new nodes join with a token the cluster knows for long enough.
+    tokens.ensure_fresh(s, listed)
     boot = bootdata.BootData(s, release)
     boot.base_facts()
     replaced = delete_failed(nova, plan)
@@ -160,7 +163,7 @@ def list_servers_through_outages(nova, s, wait):
 
 
 def find_master(s, cloud):
-    """The existing master with its ServiceNet address, for `inv nodes` alone."""
+    """The existing master with its Cloud Network address, for `inv nodes` alone."""
     from .cloudservers import for_cloud
 
     plan = servers.plan(s, "master", for_cloud(cloud).list_servers(s.INSTANCE_PREFIX))
@@ -168,8 +171,8 @@ def find_master(s, cloud):
     if not plan.reuse:
         raise UserError(f"no master {names.master_name(s)} (or it is in ERROR): run `inv master` first")
     master = plan.reuse[0][1]
-    if not master.servicenet_ip:
-        raise UserError(f"{master.name} has no ServiceNet address yet ({master.status}): "
+    if not master.ipv4_in(s.NOVA_NETWORK):
+        raise UserError(f"{master.name} has no address in NOVA_NETWORK {s.NOVA_NETWORK} yet ({master.status}): "
                         "run `inv master`, which waits for it")
     return master
 
@@ -188,7 +191,7 @@ def nodes(c, num_nodes=None):
     cloud = Cloud(s)
     target = prepare(s, cloud)
     master = find_master(s, cloud)
-    booting = ensure(s, cloud, bootdata.lazy_release(s, cloud), target, master.servicenet_ip)
+    booting = ensure(s, cloud, bootdata.lazy_release(s, cloud), target, master.ipv4_in(s.NOVA_NETWORK))
     ready = wait_active(s, cloud, [master.name] + booting.names, booting.failures)
     for name, srv in ready.items():
-        print(f"{name}\t{srv.status}\t{srv.public_ip or ''}\t{srv.servicenet_ip or ''}")
+        print(f"{name}\t{srv.status}\t{srv.public_ip or ''}\t{srv.ipv4_in(s.NOVA_NETWORK) or ''}")

@@ -6,6 +6,7 @@ summarise a wait. No API calls here: cloudservers.py talks to Nova, the
 stage modules act on these plans.
 """
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from . import names
@@ -49,9 +50,23 @@ class Server:
                 return address["addr"]
         return None
 
+    def ipv4_in(self, network):
+        """The first IPv4 address inside `network` (an ipaddress network or
+        CIDR text) on any network Nova lists: the Cloud Network's address is
+        found by its CIDR (NOVA_NETWORK), whatever its label."""
+        network = ipaddress.ip_network(network)
+        for listed in self.addresses.values():
+            for address in listed or []:
+                try:
+                    if address.get("version") == 4 and ipaddress.ip_address(address.get("addr")) in network:
+                        return address["addr"]
+                except ValueError:
+                    continue
+        return None
+
     @property
     def servicenet_ip(self):
-        """ServiceNet (eth1): cluster traffic."""
+        """ServiceNet (eth1): the release download (outbound only)."""
         return self.ipv4("private")
 
     @property

@@ -200,6 +200,8 @@ SPECS = {
     "SSH_CONFIG": Spec(_path),
     "SSH_KEY_TYPE": Spec(_choice("rsa", "ed25519")),
     "BOOT_TIMEOUT": Spec(_int(1)),
+    "PUBLIC_NODEPORTS": Spec(_bool),
+    "BOOTSTRAP_TOKEN_TTL": Spec(_int(600)),
     "CREATE_CONCURRENCY": Spec(_int(1)),
     "KUBE_STATE_DIR": Spec(_path),
     "KUBECONFIG_PATH": Spec(_path),
@@ -233,6 +235,11 @@ def _check_cluster(values):
         raise ConfigError(
             f"KUBE_NETWORK ({values['KUBE_NETWORK']}) is too small: each server takes a /24; "
             f"{values['NUM_NODES'] + 1} servers need a larger network")
+    # tokens.renew_margin: a token must outlive the boot and the checks of
+    # the nodes that join with it.
+    if values["BOOTSTRAP_TOKEN_TTL"] <= 2 * values["BOOT_TIMEOUT"]:
+        raise ConfigError(f"BOOTSTRAP_TOKEN_TTL ({values['BOOTSTRAP_TOKEN_TTL']}s) must be longer than twice "
+                          f"BOOT_TIMEOUT ({values['BOOT_TIMEOUT']}s): nodes join with the token while up waits")
     if values["NUM_NODES"] + 1 > values["NOVA_NETWORK"].num_addresses - 4:
         raise ConfigError(f"NOVA_NETWORK ({values['NOVA_NETWORK']}) has too few addresses for NUM_NODES={values['NUM_NODES']}")
 

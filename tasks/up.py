@@ -47,7 +47,7 @@ def preflight(s, cloud):
 
 def ordered(s, found):
     """Servers as remote.Targets: the master first, then nodes by index."""
-    return [remote.target(srv) for srv in remote.cluster_servers(s, found)]
+    return [remote.target(srv, s.NOVA_NETWORK) for srv in remote.cluster_servers(s, found)]
 
 
 def summary(s, master):
@@ -73,7 +73,7 @@ def up(c, no_checks=False, kubeconfig=None):
     # fail meanwhile, the lazy release stops them with find_tarball's line.
     rel = upload.publish(s, cloud) if tarball else bootdata.lazy_release(s, cloud)
     master = master_stage.ensure(s, cloud, rel, target)
-    booting = nodes.ensure(s, cloud, rel, target, master.servicenet_ip)
+    booting = nodes.ensure(s, cloud, rel, target, master_stage.cluster_ip(s, master))
     ready = nodes.wait_active(s, cloud, [master.name] + booting.names, booting.failures)
     master = ready.get(master.name, master)
     if no_checks:

@@ -206,9 +206,10 @@ def test_plan_shows_what_up_would_do_and_changes_nothing(test_cloud, built):
     result = run_inv(["plan"], env)
     for name in (f"{prefix}-master", f"{prefix}-node-1", f"{prefix}-node-2"):
         assert f"{name:<32} reuse (ACTIVE" in result.stdout
-    master_ip = next(s for s in test_cloud.servers() if s["name"] == f"{prefix}-master")["addresses"]["private"]
-    master_ip = next(a["addr"] for a in master_ip if a["version"] == 4)
-    assert master_ip in open(f"{plan_dir}/{prefix}-node-2.yaml").read()
+    assert "bootstrap token valid until" in result.stdout
+    addresses = next(s for s in test_cloud.servers() if s["name"] == f"{prefix}-master")["addresses"]
+    master_ip = next(a["addr"] for a in addresses[f"{prefix}-pool-net"] if a["version"] == 4)
+    assert f'"{master_ip}:6443"' in open(f"{plan_dir}/{prefix}-node-2.yaml").read()
     run_inv(["down", "--yes"], env)
 
 

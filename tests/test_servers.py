@@ -116,6 +116,18 @@ def test_server_from_api_reads_addresses_and_fault():
     assert servers.Server.from_api({"id": "2", "name": "x", "status": "BUILD"}).servicenet_ip is None
 
 
+def test_cloud_network_address_is_found_by_cidr_not_by_label():
+    d = {"id": "1", "name": "k8s-master", "status": "BUILD",
+         "addresses": {"public": [{"addr": "203.0.113.5", "version": 4}],
+                       "private": [{"addr": "10.176.0.7", "version": 4}],
+                       "some-other-label": [{"addr": "fd00::3", "version": 6},
+                                            {"addr": "172.16.20.9", "version": 4}]}}
+    server = servers.Server.from_api(d)
+    assert server.ipv4_in("172.16.16.0/20") == "172.16.20.9"
+    assert server.ipv4_in("10.176.0.0/12") == "10.176.0.7"
+    assert server.ipv4_in("192.168.0.0/24") is None
+
+
 WAIT_CASES = [
     ("all ACTIVE", [srv("k8s-master"), srv("k8s-node-1"), srv("k8s-node-2")], True, [], []),
     ("one building, one not listed yet", [srv("k8s-master"), srv("k8s-node-1", "BUILD")], False, [],

@@ -177,8 +177,8 @@ def test_embedded_scripts_pass_shellcheck(rendered, tmp_path):
                                     capture_output=True, text=True)
             assert result.returncode == 0, f"{role} {path}:\n{result.stdout}{result.stderr}"
             checked += 1
-    # addresses.sh, fetch-release.sh, containerd-sandbox.sh and bootstrap.sh on each role.
-    assert checked == 8
+    # addresses.sh, fetch-release.sh, firewall.sh, containerd-sandbox.sh and bootstrap.sh on each role.
+    assert checked == 10
 
 
 def test_shellcheck_catches_a_broken_script(tmp_path):
@@ -258,7 +258,7 @@ def test_the_units_and_files_the_checks_rely_on_are_defined(rendered):
     for role, text in texts.items():
         config = yaml.safe_load(text)
         units = units_of(config)
-        for check in layout.checks(role, servicenet_ip="192.0.2.10"):
+        for check in layout.checks(role, cluster_ip="192.0.2.10"):
             assert check.unit in units, (role, check.name)
             assert units[check.unit].get("content"), check.unit
         files = files_of(config)
@@ -314,7 +314,7 @@ def test_locksmithd_is_stopped_and_masked_before_anything_else(rendered):
 def test_checks_per_role():
     node = layout.checks("node")
     assert [c.unit for c in node] == [layout.UNIT_RELEASE, layout.UNIT_BOOTSTRAP, layout.UNIT_KUBELET]
-    master = layout.checks("master", servicenet_ip="192.0.2.10")
+    master = layout.checks("master", cluster_ip="192.0.2.10")
     commands = [c.command() for c in master]
     assert f"curl --silent --show-error --fail --max-time 10 --cacert {layout.CA_CERT} " \
            f"https://192.0.2.10:{layout.API_PORT}/readyz" in commands
@@ -336,16 +336,23 @@ def test_master_kubeadm_config_follows_the_settings(rendered):
     docs = kubeadm_docs(texts["master"])
     init, cluster, kubelet = docs["InitConfiguration"], docs["ClusterConfiguration"], docs["KubeletConfiguration"]
     assert init["apiVersion"] == cluster["apiVersion"] == "kubeadm.k8s.io/v1beta4"
-    assert init["bootstrapTokens"][0]["token"] == facts.bootstrap_token
-    assert init["localAPIEndpoint"] == {"advertiseAddress": "@SERVICENET_IP@", "bindPort": layout.API_PORT}
-    assert {"name": "node-ip", "value": "@SERVICENET_IP@"} in init["nodeRegistration"]["kubeletExtraArgs"]
+    token = init["bootstrapTokens"][0]
+    assert token["token"] == facts.bootstrap_token
+    # It expires when the laptop's record says, and never lives forever.
+    assert token["expires"] == facts.bootstrap_token_expires
+    assert "ttl" not in token
+    # Cluster traffic on the Cloud Network, never ServiceNet.
+    assert init["localAPIEndpoint"] == {"advertiseAddress": "@CLOUD_NETWORK_IP@", "bindPort": layout.API_PORT}
+    assert {"name": "node-ip", "value": "@CLOUD_NETWORK_IP@"} in init["nodeRegistration"]["kubeletExtraArgs"]
     assert init["nodeRegistration"]["name"] == f"{s.INSTANCE_PREFIX}-master"
     assert cluster["kubernetesVersion"] == facts.kube_version
     assert cluster["networking"] == {"podSubnet": str(s.KUBE_NETWORK),
                                      "serviceSubnet": str(s.SERVICE_CLUSTER_IP_RANGE),
                                      "dnsDomain": s.DNS_DOMAIN}
     sans = cluster["apiServer"]["certSANs"]
-    assert {"@SERVICENET_IP@", "@PUBLIC_IP@", str(s.SERVICE_CLUSTER_IP_RANGE.network_address + 1)} <= set(sans)
+    # kubectl from the laptop uses the public address, the nodes the Cloud Network's.
+    assert {"@CLOUD_NETWORK_IP@", "@PUBLIC_IP@", str(s.SERVICE_CLUSTER_IP_RANGE.network_address + 1)} <= set(sans)
+    assert "@SERVICENET_IP@" not in texts["master"]
     assert kubelet["clusterDNS"] == [str(s.DNS_SERVER_IP)]
     assert kubelet["clusterDomain"] == s.DNS_DOMAIN
     assert kubelet["cgroupDriver"] == "systemd"
@@ -362,7 +369,8 @@ def test_node_joins_by_token_and_ca_hash_only(rendered):
         "apiServerEndpoint": f"192.0.2.10:{layout.API_PORT}",
         "token": facts.bootstrap_token,
         "caCertHashes": [facts.discovery_hash]}}
-    assert {"name": "node-ip", "value": "@SERVICENET_IP@"} in join["nodeRegistration"]["kubeletExtraArgs"]
+    assert {"name": "node-ip", "value": "@CLOUD_NETWORK_IP@"} in join["nodeRegistration"]["kubeletExtraArgs"]
+    assert "@SERVICENET_IP@" not in texts["node"]
     assert join["nodeRegistration"]["name"] == f"{s.INSTANCE_PREFIX}-node-1"
 
 
@@ -538,6 +546,7 @@ GOLDEN_FACTS = userdata.ClusterFacts(
     ca_key_pem="-----BEGIN PRIVATE KEY-----\nGOLDEN-TEST-PLACEHOLDER-NOT-A-KEY\n-----END PRIVATE KEY-----\n",
     bootstrap_token="golden.0123456789abcdef",
     discovery_hash="sha256:" + "0" * 64,
+    bootstrap_token_expires="2030-01-02T03:04:05Z",
 )
 
 

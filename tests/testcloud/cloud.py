@@ -244,6 +244,17 @@ class TestCloud:
             json.dump(state, f)
         os.replace(tmp, path)
 
+    def kube_objects(self, server_name, namespace, kind):
+        """{name: object} that `kubectl create -f -` over SSH recorded on
+        ``server_name`` (see stubs.py)."""
+        import yaml
+
+        folder = os.path.join(self.servers_dir, server_name, "kube-objects", namespace, kind)
+        if not os.path.isdir(folder):
+            return {}
+        return {name[:-len(".yaml")]: yaml.safe_load(open(os.path.join(folder, name)))
+                for name in sorted(os.listdir(folder)) if name.endswith(".yaml")}
+
     def reset_server_health(self, server_name=None):
         for name in os.listdir(self.health_dir):
             if server_name is None or name == server_name + ".json":

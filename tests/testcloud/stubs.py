@@ -9,6 +9,9 @@ in <workdir>/ssh/stubs is `exec python stubs.py NAME "$@"`.
   journalctl -u U -n N      the unit's journal lines (see set_server_health)
   curl ... /readyz|healthz|livez   "ok"; exit 7 if kube-apiserver is failed
   kubectl get nodes [-o json]      the cluster's servers as nodes
+  kubectl create -f -       records the object read from stdin in
+                            $HOME/kube-objects/<namespace>/<kind>/<name>.yaml;
+                            AlreadyExists (exit 1) when it is there
   kubectl version / other   prints a version / nothing, exit 0
   kubeadm init|reset|config images list   on a server root given by
                             $TESTCLOUD_SERVER_ROOT (see cmd_kubeadm)
@@ -183,6 +186,8 @@ def cmd_kubectl(args):
     if "version" in words[:1]:
         print("Client Version: v1.31.4")
         return 0
+    if words[:1] == ["create"]:
+        return kubectl_create(args)
     if words[:2] in (["get", "nodes"], ["get", "node"], ["get", "no"]):
         if not unit_active(me(), "kube-apiserver"):
             sys.stderr.write("The connection to the server localhost:6443 "
@@ -216,6 +221,43 @@ def cmd_kubectl(args):
                     n["metadata"]["name"], "Ready" if ready else "NotReady",
                     roles, "1m", n["status"]["nodeInfo"]["kubeletVersion"]))
         return 0
+    return 0
+
+
+def kubectl_create(args):
+    """`kubectl create -f -`: keep the object where a test can read it (the
+    server's HOME, see ssh_forcecommand.py), refusing a second one of the
+    same name as the API server does."""
+    import yaml
+
+    if "-" not in args or not any(a in ("-f", "--filename") for a in args):
+        sys.stderr.write("testcloud stub: only `kubectl create -f -` is known\n")
+        return 1
+    # kubectl reads the whole file before it calls the API server.
+    text = sys.stdin.read()
+    if not unit_active(me(), "kube-apiserver"):
+        sys.stderr.write("The connection to the server localhost:6443 was refused - did you specify the "
+                         "right host or port?\n")
+        return 1
+    try:
+        obj = yaml.safe_load(text)
+        kind, meta = obj["kind"], obj["metadata"]
+        namespace, name = meta.get("namespace", "default"), meta["name"]
+    except (yaml.YAMLError, TypeError, KeyError) as exc:
+        sys.stderr.write("error: error parsing STDIN: %s\n" % exc)
+        return 1
+    folder = os.path.join(os.environ["HOME"], "kube-objects", namespace, kind)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name + ".yaml")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        sys.stderr.write('Error from server (AlreadyExists): error when creating "STDIN": %ss "%s" '
+                         'already exists\n' % (kind.lower(), name))
+        return 1
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(obj, f)
+    print("%s/%s created" % (kind.lower(), name))
     return 0
 
 
