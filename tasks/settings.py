@@ -209,6 +209,7 @@ SPECS = {
     "OS_PASSWORD": Spec(_str, secret=True),
     "OS_REGION_NAME": Spec(_str),
     "OS_TENANT_NAME": Spec(_str),
+    "API_TIMEOUT": Spec(_int(1)),
     "COMPUTE_ENDPOINT": Spec(_url),
     "NETWORK_ENDPOINT": Spec(_url),
     "STORAGE_ENDPOINT": Spec(_url),

@@ -111,6 +111,14 @@ class TestCloudRoot(Resource):
 
     def render(self, request):
         path = request.path.decode("utf-8", "replace")
+        # Behind a (fault) proxy, Mimic's absolute URLs (catalog, links)
+        # must name the address the client used, as the Host header says;
+        # Twisted takes the port from the socket otherwise.
+        host = (request.getHeader(b"host") or b"").decode()
+        if ":" in host:
+            name, _, port = host.rpartition(":")
+            if port.isdigit():
+                request.setHost(name.encode(), int(port))
         if path.startswith("/testcloud/") or path.startswith("/cloudNetworks/"):
             target = self.extra
         else:
@@ -210,6 +218,9 @@ def main(argv=None):
     ap.add_argument("--tenant-id", default=None,
                     help="pre-create the user's session with this tenant")
     ap.add_argument("--ready-file", required=True)
+    ap.add_argument("--network-url", default=None,
+                    help="Cloud Networks URL for the catalog (default: this "
+                    "server's /cloudNetworks/ORD/v2.0), e.g. a fault proxy's")
     args = ap.parse_args(argv)
 
     port_holder = [0]
@@ -218,7 +229,8 @@ def main(argv=None):
     listening = reactor.listenTCP(args.port, get_site(site_root),
                                   interface="127.0.0.1")
     port_holder[0] = listening.getHost().port
-    networks.url_template = base() + "/cloudNetworks/%s/v2.0" % REGION
+    networks.url_template = (args.network_url or base()) + \
+        "/cloudNetworks/%s/v2.0" % REGION
     if args.tenant_id:
         site_root.core.sessions.session_for_api_key(
             args.username, args.api_key, args.tenant_id)
