@@ -97,6 +97,13 @@ class RetryingSession(ks_session.Session):
         authenticated = kwargs.get("authenticated")
         start = time.monotonic()
         attempt = 0
+        slept = 0.0
+
+        def spent(delay):
+            # Time since the first try, and at least what we slept (a test's
+            # sleep may not take time).
+            return max(time.monotonic() - start, slept) + delay
+
         while True:
             if self.pacer is not None:
                 self.pacer(method, url, kwargs.get("endpoint_override"))
@@ -106,7 +113,7 @@ class RetryingSession(ks_session.Session):
                 if not retriable(method, authenticated, error=exc):
                     raise
                 delay = retry_delay(attempt)
-                if attempt + 1 >= ATTEMPTS or time.monotonic() - start + delay > RETRY_BUDGET:
+                if attempt + 1 >= ATTEMPTS or spent(delay) > RETRY_BUDGET:
                     raise
             else:
                 if not (retriable(method, authenticated, status=resp.status_code)
@@ -115,11 +122,12 @@ class RetryingSession(ks_session.Session):
                         raise ks_exc.from_response(resp, method, url)
                     return resp
                 delay = retry_delay(attempt, resp.headers)
-                if time.monotonic() - start + delay > RETRY_BUDGET:
+                if spent(delay) > RETRY_BUDGET:
                     if raise_exc:
                         raise ks_exc.from_response(resp, method, url)
                     return resp
             self._sleep(delay)
+            slept += delay
             attempt += 1
 
 

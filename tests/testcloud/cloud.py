@@ -121,16 +121,35 @@ class TestCloud:
         self.reset_request_counts()
         self.startup_seconds = time.monotonic() - t0
 
-    def _start_proxies(self):
-        self.proxies = {}
+    def _proxy_set(self):
         compute = FaultProxy(self.mimic_url).start()
         # Mimic builds the compute URLs of the catalog from the Host of the
         # token request: the identity proxy names the compute proxy.
         identity = FaultProxy(self.mimic_url, host_header="127.0.0.1:%d"
                               % compute.port).start()
-        self.proxies = {"identity": identity, "compute": compute,
-                        "network": FaultProxy(self.mimic_url).start(),
-                        "object-store": FaultProxy(self.swift_url).start()}
+        return {"identity": identity, "compute": compute,
+                "network": FaultProxy(self.mimic_url).start(),
+                "object-store": FaultProxy(self.swift_url).start()}
+
+    def _start_proxies(self):
+        self.proxies = {}
+        self.proxies = self._proxy_set()
+
+    def fault_lane(self, rate, seed, **options):
+        """A private set of fault proxies for one client run, so that runs
+        side by side each get their own seeded faults. Returns (env,
+        proxies): env points the tool at them (OS_AUTH_URL, whose catalog
+        names the lane's compute proxy, and NETWORK_ENDPOINT,
+        STORAGE_ENDPOINT); stop the proxies when done."""
+        proxies = self._proxy_set()
+        for offset, (_, proxy) in enumerate(sorted(proxies.items())):
+            proxy.set(rate, seed=seed * 16 + offset, **options)
+        env = {"OS_AUTH_URL": proxies["identity"].url + "/identity/v2.0",
+               "NETWORK_ENDPOINT": proxies["network"].url
+               + "/cloudNetworks/%s/v2.0" % self.region,
+               "STORAGE_ENDPOINT": "%s/v1/AUTH_%s" % (
+                   proxies["object-store"].url, self.tenant_id)}
+        return env, proxies
 
     def faults(self, rate, seed=0, services=None, **options):
         """Fail a seeded `rate` share of the tool's requests to `services`

@@ -117,7 +117,7 @@ class FaultProxy:
         class Handler(_Handler):
             owner = proxy
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
+        self._server = _Server(("127.0.0.1", self._port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
         self._thread.start()
@@ -134,6 +134,11 @@ class FaultProxy:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass   # clients that time out and hang up are part of the job
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
