@@ -11,7 +11,7 @@ import time
 
 from invoke import task
 
-from . import cloudfiles, cloudservers, kubeconfig, names, progress, remote, servers, settings
+from . import cloudfiles, cloudservers, kubeconfig, lock, names, progress, remote, servers, settings
 from .cloud import Cloud
 from .cloudnetworks import CloudNetworks, InUse
 from .errors import CloudError, UserError
@@ -110,6 +110,7 @@ def confirm(question, yes):
 
 
 @task(help={"yes": "do not ask for confirmation"})
+@lock.writer
 def down(c, yes=False):
     """Delete the cluster: servers, ports, subnet, network, keypair, uploaded release."""
     s = settings.load()

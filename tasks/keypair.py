@@ -3,7 +3,7 @@ registered with Nova as INSTANCE_PREFIX-SSH_KEY_NAME."""
 
 from invoke import task
 
-from . import names, progress, settings, sshkeys
+from . import lock, names, progress, settings, sshkeys
 from .cloud import Cloud
 from .errors import CloudError
 
@@ -41,6 +41,7 @@ def ensure(s, cloud):
 
 
 @task
+@lock.writer
 def keypair(c):
     """Generate ~/.ssh/SSH_KEY_NAME if missing; register it with Nova."""
     s = settings.load()

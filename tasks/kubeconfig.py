@@ -18,6 +18,7 @@ import yaml
 from invoke import task
 
 from . import names
+from . import lock
 from .errors import UserError
 from .layout import API_PORT
 SECTIONS = ("clusters", "users", "contexts")
@@ -193,6 +194,7 @@ def write_for(s, master, target=None):
 
 
 @task(help={"path": "merge into this file instead of KUBECONFIG_PATH"})
+@lock.writer
 def kubeconfig(c, path=None):
     """Write the cluster's kubeconfig and merge it into yours (context rackspace_INSTANCE_PREFIX)."""
     from . import remote, settings

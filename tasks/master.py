@@ -8,7 +8,7 @@ import time
 
 from invoke import task
 
-from . import bootdata, nodes, progress, servers, settings
+from . import bootdata, lock, nodes, progress, servers, settings
 from .cloud import Cloud
 from .errors import CloudError
 
@@ -59,6 +59,7 @@ def wait_for_address(s, nova, name):
 
 
 @task
+@lock.writer
 def master(c):
     """Boot the master (or reuse it) and print its name and ServiceNet address."""
     s = settings.load()

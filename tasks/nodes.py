@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from invoke import task
 
-from . import bootdata, names, progress, servers, settings
+from . import bootdata, lock, names, progress, servers, settings
 from .cloud import Cloud
 from .errors import CloudError, UserError
 
@@ -183,6 +183,7 @@ def prepare(s, cloud):
 
 
 @task(help={"num_nodes": "number of nodes (NUM_NODES); raise it and re-run to add nodes"})
+@lock.writer
 def nodes(c, num_nodes=None):
     """Boot the missing nodes and wait until master and nodes are ACTIVE."""
     s = settings.load(flags={"NUM_NODES": num_nodes})

@@ -203,6 +203,7 @@ SPECS = {
     "CREATE_CONCURRENCY": Spec(_int(1)),
     "KUBE_STATE_DIR": Spec(_path),
     "KUBECONFIG_PATH": Spec(_path),
+    "LOCK_WAIT": Spec(_int(0)),
     "OS_AUTH_URL": Spec(_url),
     "OS_USERNAME": Spec(_str),
     "OS_API_KEY": Spec(_str, secret=True),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from invoke import task
 
-from . import cloudfiles, names, progress, release, settings
+from . import cloudfiles, lock, names, progress, release, settings
 from .cloud import Cloud
 from .errors import CloudError
 
@@ -39,6 +39,7 @@ class Release:
 
 
 @task
+@lock.writer
 def upload(c):
     """Upload the server tarball to Cloud Files and make its temp URL."""
     s = settings.load()
