@@ -9,6 +9,7 @@ Endpoints come from the catalog by type, name and OS_REGION_NAME; the
 import functools
 import logging
 import random
+import threading
 import time
 
 from keystoneauth1 import adapter as ks_adapter
@@ -83,11 +84,23 @@ class RetryingSession(ks_session.Session):
     keystoneauth's own retries stay off: they count connect and status
     retries apart, know no time budget, and the auth plugin asks for none."""
 
-    def __init__(self, *args, sleep=time.sleep, pacer=None, **kwargs):
+    def __init__(self, *args, sleep=time.sleep, **kwargs):
         super().__init__(*args, **kwargs)
         self._sleep = sleep
-        # Optional: called as pacer(method, url) before every attempt (rate limits).
-        self.pacer = pacer
+        self.pacers = {}   # (method, URL prefix) -> Pacer, see pace()
+
+    def pace(self, method, prefix, pacer):
+        """Send every `method` request under `prefix` through `pacer`,
+        retries included."""
+        self.pacers[(method.upper(), prefix.rstrip("/"))] = pacer
+
+    def _pace(self, method, url, endpoint_override):
+        if not self.pacers:
+            return
+        full = url if "://" in url else f"{(endpoint_override or '').rstrip('/')}/{url.lstrip('/')}"
+        for (verb, prefix), pacer in self.pacers.items():
+            if verb == method.upper() and (full == prefix or full.startswith(prefix + "/")):
+                pacer()
 
     def request(self, url, method, **kwargs):
         for key in ("connect_retries", "status_code_retries"):
@@ -105,8 +118,7 @@ class RetryingSession(ks_session.Session):
             return max(time.monotonic() - start, slept) + delay
 
         while True:
-            if self.pacer is not None:
-                self.pacer(method, url, kwargs.get("endpoint_override"))
+            self._pace(method, url, kwargs.get("endpoint_override"))
             try:
                 resp = super().request(url, method, raise_exc=False, **kwargs)
             except ks_exc.ConnectionError as exc:
@@ -129,6 +141,54 @@ class RetryingSession(ks_session.Session):
             self._sleep(delay)
             slept += delay
             attempt += 1
+
+
+class Pacer:
+    """Keeps requests under a rate limit of `value` per `seconds`, shared by
+    every thread: a leaky bucket like Nova's own limiter, but using only
+    half its burst, so other clients of the account and the requests' jitter
+    on the way still leave room. `used`: requests the service already counts
+    (from its "remaining"). Calls `report(line)` at most every `every`
+    seconds while pacing is what requests wait for."""
+
+    def __init__(self, value, seconds, source, used=0, report=None, every=10.0,
+                 clock=time.monotonic, sleep=time.sleep):
+        self.interval = seconds / value
+        self.burst = max(1.0, value / 2)
+        self.describe = f"{value} POSTs per {_per(seconds)} ({source})"
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        # Theoretical arrival time of the next request (GCRA).
+        self._tat = clock() + max(0, used) * self.interval
+        self._report, self._every, self._reported = report, every, None
+        self.sent = 0
+        self.waited = 0.0
+
+    def delay(self):
+        """Reserve the next slot; returns the seconds to wait for it."""
+        with self._lock:
+            now = self._clock()
+            tat = max(self._tat, now)
+            wait = max(0.0, tat - (self.burst - 1) * self.interval - now)
+            self._tat = tat + self.interval
+            self.sent += 1
+            self.waited += wait
+            if wait > 0 and self._report is not None and (
+                    self._reported is None or now - self._reported >= self._every):
+                self._reported = now
+                self._report(f"pacing: waiting {wait:.1f}s for the compute rate limit, {self.describe}; "
+                             f"{self.sent} POSTs so far")
+            return wait
+
+    def __call__(self):
+        wait = self.delay()
+        if wait > 0:
+            self._sleep(wait)
+
+
+def _per(seconds):
+    names = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
+    return names.get(seconds, f"{seconds:g}s")
 
 
 def create_or_find(what, create, find, ambiguous, sleep=time.sleep, attempts=CREATE_ATTEMPTS, describe=None):

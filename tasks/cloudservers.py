@@ -9,6 +9,7 @@ before the next attempt (cloud.create_or_find).
 
 import base64
 import difflib
+import re
 import threading
 import time
 import weakref
@@ -20,7 +21,7 @@ from novaclient import client as nova_client
 from novaclient import exceptions as nova_exc
 
 from . import cloud as cloudmod
-from . import names
+from . import names, progress
 from .errors import CloudError, ConfigError
 from .servers import GONE, Server
 
@@ -91,8 +92,33 @@ class CloudServers:
         common = dict(session=cloud.session, endpoint_override=self.endpoint,
                       region_name=cloud.settings.OS_REGION_NAME)
         self.nova = nova_client.Client("2", **common)
+        self._pacers = None
+        self._pacers_lock = threading.Lock()
+        cloud.session.pace("POST", self.endpoint, self._pace)
         self._images = None
         self._flavors = None
+
+    # -- rate limits -----------------------------------------------------------
+    def _pace(self):
+        """Before every compute POST: wait for our turn under the account's
+        POST limits (read from /limits once, at the first POST)."""
+        with self._pacers_lock:
+            if self._pacers is None:
+                self._pacers = self._make_pacers()
+        for pacer in self._pacers:
+            pacer()
+
+    def _make_pacers(self):
+        s = self.cloud.settings
+        try:
+            body = self.nova.client.get("/limits")[1] or {}
+        except (nova_exc.ClientException, ks_exc.ClientException):
+            body = {}   # pacing by the setting is the safe side
+        found = post_limits(body)
+        if not found:
+            found = [(s.COMPUTE_POST_LIMIT, 60, 0, "COMPUTE_POST_LIMIT")]
+        return [cloudmod.Pacer(value, seconds, source, used=used, report=progress.info)
+                for value, seconds, used, source in found]
 
     # -- errors ------------------------------------------------------------
     def _fail(self, what, exc):
@@ -227,6 +253,35 @@ class CloudServers:
             return found[0].id if found else None
 
         return cloudmod.create_or_find(what, create, find, _ambiguous, sleep=sleep, describe=describe)
+
+
+UNITS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
+
+
+def post_limits(body):
+    """Pure: [(value, seconds, used, source)] of the POST limits in a
+    /limits answer's rate section that apply to server creates (regex ".*"
+    or one matching /servers); `used` = value - remaining."""
+    found = []
+    for entry in (body.get("limits") or {}).get("rate") or []:
+        regex = entry.get("regex") or ".*"
+        try:
+            applies = re.search(regex, "/servers") is not None
+        except re.error:
+            applies = False
+        if not applies:
+            continue
+        for limit in entry.get("limit") or []:
+            unit = str(limit.get("unit", "")).upper()
+            try:
+                value = int(limit.get("value"))
+                remaining = int(limit.get("remaining", value))
+            except (TypeError, ValueError):
+                continue
+            if limit.get("verb", "").upper() == "POST" and unit in UNITS and value > 0:
+                found.append((value, UNITS[unit], max(0, value - remaining),
+                              f"/limits: {entry.get('uri', regex)}"))
+    return found
 
 
 def _resolve(setting, ref, items, kind, region):

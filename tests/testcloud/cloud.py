@@ -320,6 +320,21 @@ class TestCloud:
             counts["object-store"] = 0
         return counts
 
+    def set_compute_limits(self, page_size=None, post_limit=None,
+                           window=None):
+        """Nova's paging (at most page_size servers or images a page; 5
+        at start) and its POST rate limit (post_limit POSTs per window
+        seconds, 0 = none, the start): beyond it, 413 + Retry-After and
+        /limits shows the rate. Returns the current figures and the count
+        of 413s answered since the last call that set something."""
+        return self._request("POST", self.mimic_url + "/testcloud/limits",
+                             {"page_size": page_size, "post_limit": post_limit,
+                              "window": window})
+
+    def compute_limits(self):
+        """{"page_size", "post_limit", "window", "posts", "over_limit"}."""
+        return self._get("/testcloud/limits")
+
     def compute_request_count(self):
         return self.request_counts().get("compute", 0)
 

@@ -15,6 +15,8 @@ pointing cloudFiles at the real Swift.  Extra, test-only endpoints live under
     GET  /testcloud/keypairs             all keypairs, all tenants
     GET  /testcloud/requests             request counters per service
     POST /testcloud/requests/reset
+    GET  /testcloud/limits               paging and compute rate limit, 413 count
+    POST /testcloud/limits               {"page_size", "post_limit", "window"}
 
 Every request under /mimicking/ and /cloudNetworks/ needs a Mimic-issued
 X-Auth-Token (401 otherwise), like the real services.  POST
@@ -131,6 +133,15 @@ class TestCloudRoot(Resource):
             if tok not in self.core.sessions._token_to_session:
                 return self._deny(request, 401, "No valid token provided. "
                                   "Please use the 'X-Auth-Token' header.")
+        if request.method == b"POST" and self._service(path) == "compute":
+            wait = mimic_ext.LIMITS.admit_post()
+            if wait is not None:
+                request.setResponseCode(413)
+                request.setHeader(b"content-type", b"application/json")
+                request.setHeader(b"retry-after",
+                                  str(max(1, int(wait + 0.999))).encode())
+                return mimic_ext.over_limit_body(max(1, int(wait + 0.999))
+                                                 ).encode()
         if path.rstrip("/") == "/identity/v2.0/tokens" and \
                 request.method == b"POST":
             body = request.content.read()
@@ -198,6 +209,15 @@ def build(port_holder, swift_url, username, api_key):
     @extra.route("/testcloud/requests", methods=["GET"])
     def requests(request):
         return json.dumps(site_root.counts)
+
+    @extra.route("/testcloud/limits", methods=["GET"])
+    def limits(request):
+        return json.dumps(mimic_ext.LIMITS.stats())
+
+    @extra.route("/testcloud/limits", methods=["POST"])
+    def set_limits(request):
+        mimic_ext.LIMITS.configure(**json.loads(request.content.read()))
+        return json.dumps(mimic_ext.LIMITS.stats())
 
     @extra.route("/testcloud/requests/reset", methods=["POST"])
     def reset(request):
