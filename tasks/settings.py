@@ -200,6 +200,7 @@ SPECS = {
     "SSH_CONFIG": Spec(_path),
     "SSH_KEY_TYPE": Spec(_choice("rsa", "ed25519")),
     "BOOT_TIMEOUT": Spec(_int(1)),
+    "DRAIN_TIMEOUT": Spec(_int(1)),
     "CREATE_CONCURRENCY": Spec(_int(1)),
     "COMPUTE_POST_LIMIT": Spec(_int(1)),
     "KUBE_STATE_DIR": Spec(_path),

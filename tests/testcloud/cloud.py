@@ -280,7 +280,7 @@ class TestCloud:
         return self._get("/testcloud/keypairs")
 
     def set_server_health(self, server_name, unit=None, active=True,
-                          journal=None, node_ready=None):
+                          journal=None, node_ready=None, drain_error=None):
         """Make ``unit`` on ``server_name`` active/failed (systemctl,
         journalctl, curl /readyz for kube-apiserver, kubectl Ready for
         kubelet) and/or set the node's Ready condition."""
@@ -297,6 +297,9 @@ class TestCloud:
                 u["journal"] = journal
         if node_ready is not None:
             state["node_ready"] = bool(node_ready)
+        if drain_error is not None:
+            # `kubectl drain` of this node fails with this reason ("" clears)
+            state["drain_error"] = drain_error
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(state, f)
