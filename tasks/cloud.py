@@ -12,11 +12,12 @@ import random
 import threading
 import time
 
-from keystoneauth1 import adapter as ks_adapter
-from keystoneauth1 import exceptions as ks_exc
-from keystoneauth1 import session as ks_session
-
+from . import lazy
 from .errors import CloudError
+
+ks_adapter = lazy.module("keystoneauth1.adapter")
+ks_exc = lazy.module("keystoneauth1.exceptions")
+ks_session = lazy.module("keystoneauth1.session")
 
 # (settings override, catalog type, Rackspace catalog name)
 SERVICES = {
@@ -74,73 +75,84 @@ def retriable(method, authenticated=None, status=None, error=None):
     return status in (RETRY_STATUSES if safe else RETRY_STATUSES_CREATE)
 
 
-class RetryingSession(ks_session.Session):
-    """A keystoneauth Session whose every request, whatever the service,
-    retries transient failures: ATTEMPTS tries within RETRY_BUDGET seconds,
-    backoff with jitter, Retry-After honoured (see `retriable` for what is
-    safe to send again). The auth plugin sends the token request through
-    this session too, first time and on a refresh after a 401.
+def RetryingSession(*args, **kwargs):   # noqa: N802 - a class, made on first use
+    """A keystoneauth Session that retries: see _session_class."""
+    return _session_class()(*args, **kwargs)
 
-    keystoneauth's own retries stay off: they count connect and status
-    retries apart, know no time budget, and the auth plugin asks for none."""
 
-    def __init__(self, *args, sleep=time.sleep, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._sleep = sleep
-        self.pacers = {}   # (method, URL prefix) -> Pacer, see pace()
+@functools.cache
+def _session_class():
+    # Defined on first use: subclassing needs keystoneauth1, which `inv
+    # --list` must not import (see tasks/lazy.py).
+    class RetryingSession(ks_session.Session):
+        """A keystoneauth Session whose every request, whatever the service,
+        retries transient failures: ATTEMPTS tries within RETRY_BUDGET seconds,
+        backoff with jitter, Retry-After honoured (see `retriable` for what is
+        safe to send again). The auth plugin sends the token request through
+        this session too, first time and on a refresh after a 401.
 
-    def pace(self, method, prefix, pacer):
-        """Send every `method` request under `prefix` through `pacer`,
-        retries included."""
-        self.pacers[(method.upper(), prefix.rstrip("/"))] = pacer
+        keystoneauth's own retries stay off: they count connect and status
+        retries apart, know no time budget, and the auth plugin asks for none."""
 
-    def _pace(self, method, url, endpoint_override):
-        if not self.pacers:
-            return
-        full = url if "://" in url else f"{(endpoint_override or '').rstrip('/')}/{url.lstrip('/')}"
-        for (verb, prefix), pacer in self.pacers.items():
-            if verb == method.upper() and (full == prefix or full.startswith(prefix + "/")):
-                pacer()
+        def __init__(self, *args, sleep=time.sleep, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._sleep = sleep
+            self.pacers = {}   # (method, URL prefix) -> Pacer, see pace()
 
-    def request(self, url, method, **kwargs):
-        for key in ("connect_retries", "status_code_retries"):
-            kwargs[key] = 0
-        kwargs.pop("retriable_status_codes", None)
-        raise_exc = kwargs.pop("raise_exc", True)
-        authenticated = kwargs.get("authenticated")
-        start = time.monotonic()
-        attempt = 0
-        slept = 0.0
+        def pace(self, method, prefix, pacer):
+            """Send every `method` request under `prefix` through `pacer`,
+            retries included."""
+            self.pacers[(method.upper(), prefix.rstrip("/"))] = pacer
 
-        def spent(delay):
-            # Time since the first try, and at least what we slept (a test's
-            # sleep may not take time).
-            return max(time.monotonic() - start, slept) + delay
+        def _pace(self, method, url, endpoint_override):
+            if not self.pacers:
+                return
+            full = url if "://" in url else f"{(endpoint_override or '').rstrip('/')}/{url.lstrip('/')}"
+            for (verb, prefix), pacer in self.pacers.items():
+                if verb == method.upper() and (full == prefix or full.startswith(prefix + "/")):
+                    pacer()
 
-        while True:
-            self._pace(method, url, kwargs.get("endpoint_override"))
-            try:
-                resp = super().request(url, method, raise_exc=False, **kwargs)
-            except ks_exc.ConnectionError as exc:
-                if not retriable(method, authenticated, error=exc):
-                    raise
-                delay = retry_delay(attempt)
-                if attempt + 1 >= ATTEMPTS or spent(delay) > RETRY_BUDGET:
-                    raise
-            else:
-                if not (retriable(method, authenticated, status=resp.status_code)
-                        and attempt + 1 < ATTEMPTS):
-                    if raise_exc and resp.status_code >= 400:
-                        raise ks_exc.from_response(resp, method, url)
-                    return resp
-                delay = retry_delay(attempt, resp.headers)
-                if spent(delay) > RETRY_BUDGET:
-                    if raise_exc:
-                        raise ks_exc.from_response(resp, method, url)
-                    return resp
-            self._sleep(delay)
-            slept += delay
-            attempt += 1
+        def request(self, url, method, **kwargs):
+            for key in ("connect_retries", "status_code_retries"):
+                kwargs[key] = 0
+            kwargs.pop("retriable_status_codes", None)
+            raise_exc = kwargs.pop("raise_exc", True)
+            authenticated = kwargs.get("authenticated")
+            start = time.monotonic()
+            attempt = 0
+            slept = 0.0
+
+            def spent(delay):
+                # Time since the first try, and at least what we slept (a test's
+                # sleep may not take time).
+                return max(time.monotonic() - start, slept) + delay
+
+            while True:
+                self._pace(method, url, kwargs.get("endpoint_override"))
+                try:
+                    resp = super().request(url, method, raise_exc=False, **kwargs)
+                except ks_exc.ConnectionError as exc:
+                    if not retriable(method, authenticated, error=exc):
+                        raise
+                    delay = retry_delay(attempt)
+                    if attempt + 1 >= ATTEMPTS or spent(delay) > RETRY_BUDGET:
+                        raise
+                else:
+                    if not (retriable(method, authenticated, status=resp.status_code)
+                            and attempt + 1 < ATTEMPTS):
+                        if raise_exc and resp.status_code >= 400:
+                            raise ks_exc.from_response(resp, method, url)
+                        return resp
+                    delay = retry_delay(attempt, resp.headers)
+                    if spent(delay) > RETRY_BUDGET:
+                        if raise_exc:
+                            raise ks_exc.from_response(resp, method, url)
+                        return resp
+                self._sleep(delay)
+                slept += delay
+                attempt += 1
+
+    return RetryingSession
 
 
 class Pacer:

@@ -11,11 +11,12 @@ by another attempt (cloud.create_or_find).
 
 import time
 
-from keystoneauth1 import exceptions as ks_exc
 
 from . import cloud as cloudmod
+from . import lazy
 from .errors import CloudError
 
+ks_exc = lazy.module("keystoneauth1.exceptions")
 
 
 class InUse(CloudError):

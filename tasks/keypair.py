@@ -3,9 +3,11 @@ registered with Nova as INSTANCE_PREFIX-SSH_KEY_NAME."""
 
 from invoke import task
 
-from . import lock, names, progress, settings, sshkeys
+from . import lazy, lock, names, progress, settings
 from .cloud import Cloud
 from .errors import CloudError
+
+sshkeys = lazy.module("tasks.sshkeys")
 
 
 def decide(name, local, remote):

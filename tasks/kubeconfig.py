@@ -14,13 +14,14 @@ import os
 import tempfile
 from pathlib import Path
 
-import yaml
 from invoke import task
 
-from . import names
-from . import lock
+from . import lazy, lock, names
 from .errors import UserError
 from .layout import API_PORT
+
+yaml = lazy.module("yaml")
+
 SECTIONS = ("clusters", "users", "contexts")
 
 

@@ -7,10 +7,12 @@ import os
 
 from invoke import task
 
-from . import bootdata, names, network, release, servers, settings, upload, userdata
+from . import bootdata, lazy, names, network, release, servers, settings, upload
 from .cloud import Cloud
 from .cloudnetworks import CloudNetworks
-from .cloudservers import CloudServers
+
+cloudservers = lazy.module("tasks.cloudservers")
+userdata = lazy.module("tasks.userdata")
 
 # A node's user data needs the master's ServiceNet address; before the master
 # exists, the plan renders it with an address from RFC 5737's documentation
@@ -87,7 +89,7 @@ def plan(c):
     """Show what `inv up` would create, reuse or replace; write the user data to the state dir."""
     s = settings.load()
     cloud = Cloud(s)
-    nova, nets = CloudServers(cloud), CloudNetworks(cloud)
+    nova, nets = cloudservers.CloudServers(cloud), CloudNetworks(cloud)
     label = names.network_label(s)
     decision = network.plan(label, s.NOVA_NETWORK, nets.networks(label), nets.subnets)
     keypair = nova.keypair(names.keypair_name(s))

@@ -12,9 +12,12 @@ from invoke import task
 
 from . import kubeconfig as kubeconfigs
 from . import master as master_stage
-from . import bootdata, cloudservers, lock, names, nodes, progress, release, remote, servers, settings, upload
+from . import bootdata, lazy, lock, names, nodes, progress, release, servers, settings, upload
 from .cloud import Cloud
 from .errors import UserError
+
+cloudservers = lazy.module("tasks.cloudservers")
+remote = lazy.module("tasks.remote")
 
 
 def have_tarball(s, cloud):

@@ -16,9 +16,11 @@ from pathlib import Path
 
 from invoke import task
 
-from . import cloudfiles, lock, names, progress, release, settings
+from . import lazy, lock, names, progress, release, settings
 from .cloud import Cloud
 from .errors import CloudError
+
+cloudfiles = lazy.module("tasks.cloudfiles")
 
 STATE_FILE = "release.json"
 
