@@ -174,7 +174,6 @@ class Pacer:
         self._tat = clock() + max(0, used) * self.interval
         self._report, self._every, self._reported = report, every, None
         self.sent = 0
-        self.waited = 0.0
 
     def delay(self):
         """Reserve the next slot; returns the seconds to wait for it."""
@@ -184,7 +183,6 @@ class Pacer:
             wait = max(0.0, tat - (self.burst - 1) * self.interval - now)
             self._tat = tat + self.interval
             self.sent += 1
-            self.waited += wait
             if wait > 0 and self._report is not None and (
                     self._reported is None or now - self._reported >= self._every):
                 self._reported = now
