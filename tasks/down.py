@@ -11,7 +11,7 @@ import time
 
 from invoke import task
 
-from . import kubeconfig, lazy, names, progress, servers, settings
+from . import kubeconfig, lazy, lock, names, progress, servers, settings
 from .cloud import Cloud
 from .cloudnetworks import CloudNetworks, InUse
 from .errors import CloudError, UserError
@@ -114,6 +114,7 @@ def confirm(question, yes):
 
 
 @task(help={"yes": "do not ask for confirmation"})
+@lock.writer
 def down(c, yes=False):
     """Delete the cluster: servers, ports, subnet, network, keypair, uploaded release."""
     s = settings.load()

@@ -156,3 +156,16 @@ def template_values():
     """Everything above, by name, for the templates."""
     return {name: value for name, value in globals().items()
             if name.isupper() and isinstance(value, (str, int, tuple))}
+
+
+def drain_commands(node, timeout):
+    """argv of the master's commands that take `node` out of the cluster
+    before its server goes: cordon, drain (evicting its pods, for at most
+    `timeout` seconds), delete the Node object."""
+    kubectl = (f"{BIN_DIR}/kubectl", "--kubeconfig", ADMIN_CONF)
+    return [
+        ("cordon", kubectl + ("cordon", node)),
+        ("drain", kubectl + ("drain", node, "--ignore-daemonsets", "--delete-emptydir-data",
+                             f"--timeout={timeout}s")),
+        ("delete", kubectl + ("delete", "node", node, "--ignore-not-found")),
+    ]

@@ -12,7 +12,7 @@ import time
 
 from invoke import task
 
-from . import bootdata, nodes, progress, servers, settings, tokens
+from . import bootdata, lock, nodes, progress, servers, settings, tokens
 from .cloud import Cloud
 from .errors import CloudError
 
@@ -72,6 +72,7 @@ def wait_for_address(s, nova, name):
 
 
 @task
+@lock.writer
 def master(c):
     """Boot the master (or reuse it) and print its name and Cloud Network address."""
     s = settings.load()

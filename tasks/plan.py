@@ -39,8 +39,9 @@ def server_actions(s, found):
                 rows.append((srv.name, "delete", f"duplicate {srv.id}"))
         for srv in decided.conflicts:
             rows.append((srv.name, "conflict", f"not this cluster's (id {srv.id}): up will stop"))
-        for srv in decided.surplus:
-            rows.append((srv.name, "keep", f"above NUM_NODES={s.NUM_NODES}: left alone"))
+        for srv in servers.prune_order(decided.surplus):
+            rows.append((srv.name, "extra", f"above NUM_NODES={s.NUM_NODES}: left alone; "
+                                            "`inv nodes --prune` drains and removes it"))
     return rows
 
 

@@ -152,6 +152,25 @@ def plan(s, role, existing):
     return result
 
 
+def node_index(srv):
+    try:
+        return int(srv.metadata.get(names.META_INDEX, "0"))
+    except ValueError:
+        return 0
+
+
+def prune_order(surplus):
+    """The extra nodes in the order `inv nodes --prune` removes them: the
+    highest index first, so an interrupted prune leaves nodes 1..k."""
+    return sorted(surplus, key=lambda srv: (-node_index(srv), srv.name))
+
+
+def surplus_message(s, surplus):
+    listed = ", ".join(srv.name for srv in prune_order(surplus))
+    return (f"NUM_NODES={s.NUM_NODES}, but {len(surplus)} more node(s) exist: {listed}; left as they are "
+            "(`inv nodes --prune` drains and removes them)")
+
+
 def _size(flavor):
     return f"{flavor.get('vcpus')} vCPU, {flavor.get('ram')} MiB"
 

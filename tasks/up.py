@@ -12,7 +12,7 @@ from invoke import task
 
 from . import kubeconfig as kubeconfigs
 from . import master as master_stage
-from . import bootdata, lazy, names, nodes, progress, release, servers, settings, upload
+from . import bootdata, lazy, lock, names, nodes, progress, release, servers, settings, upload
 from .cloud import Cloud
 from .errors import UserError
 
@@ -62,6 +62,7 @@ def summary(s, master):
 
 @task(help={"no_checks": "stop once the servers are ACTIVE: no SSH checks, no kubeconfig",
             "kubeconfig": "merge the cluster's context into this file instead of KUBECONFIG_PATH"})
+@lock.writer
 def up(c, no_checks=False, kubeconfig=None):
     """Bring the cluster up: network, keypair, upload, master, nodes, checks, kubeconfig."""
     start = time.monotonic()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from invoke import task
 
-from . import lazy, names, progress, release, settings
+from . import lazy, lock, names, progress, release, settings
 from .cloud import Cloud
 from .errors import CloudError
 
@@ -41,6 +41,7 @@ class Release:
 
 
 @task
+@lock.writer
 def upload(c):
     """Upload the server tarball to Cloud Files and make its temp URL."""
     s = settings.load()

@@ -79,9 +79,21 @@ def nova(test_cloud, path):
         access = json.load(r)["access"]
     compute = next(e["publicURL"] for svc in access["serviceCatalog"] if svc["type"] == "compute"
                    for e in svc["endpoints"] if e.get("region") == "ORD")
-    req = urllib.request.Request(compute.rstrip("/") + path, headers={"X-Auth-Token": access["token"]["id"]})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.load(r)
+    url, merged = compute.rstrip("/") + path, None
+    while url:   # lists come in pages (the test cloud pages at 5): follow the next links
+        req = urllib.request.Request(url, headers={"X-Auth-Token": access["token"]["id"]})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = json.load(r)
+        url = None
+        if merged is None:
+            merged = body
+        else:
+            for key, value in body.items():
+                if isinstance(value, list) and not key.endswith("_links"):
+                    merged[key].extend(value)
+        for key in [k for k in body if k.endswith("_links")]:
+            url = next((link["href"] for link in body[key] if link.get("rel") == "next"), None)
+    return merged
 
 
 def user_data_text(request):

@@ -8,17 +8,26 @@ in <workdir>/ssh/stubs is `exec python stubs.py NAME "$@"`.
   systemctl other ...       exit 0 (start/stop/enable/daemon-reload ...)
   journalctl -u U -n N      the unit's journal lines (see set_server_health)
   curl ... /readyz|healthz|livez   "ok"; exit 7 if kube-apiserver is failed
-  kubectl get nodes [-o json]      the cluster's servers as nodes
+  kubectl get nodes [-o json]      the cluster's servers as nodes (not those
+                            whose Node was deleted; cordoned ones unschedulable)
   kubectl create -f -       records the object read from stdin in
                             $HOME/kube-objects/<namespace>/<kind>/<name>.yaml;
                             AlreadyExists (exit 1) when it is there
+  kubectl cordon NODE       marks it unschedulable
+  kubectl drain NODE [--timeout=D] ...   cordons, then "evicts" its pods:
+                            fails as kubectl does when the node's health has
+                            "drain_error" (a pod that cannot be evicted)
+  kubectl delete node NODE [--ignore-not-found]   deletes the Node object
   kubectl version / other   prints a version / nothing, exit 0
   kubeadm init|reset|config images list   on a server root given by
                             $TESTCLOUD_SERVER_ROOT (see cmd_kubeadm)
 
 Health state: <workdir>/health/<server name>.json
   {"units": {"kubelet": {"active": false, "journal": "..."}},
-   "node_ready": true}
+   "node_ready": true, "cordoned": false, "node_deleted": false,
+   "drain_error": "pod default/db-0 ... disruption budget"}
+Unknown nodes (no such server, or its Node deleted) answer as kubectl does:
+'Error from server (NotFound): nodes "NAME" not found', exit 1.
 The cluster of a server: ACTIVE servers of the same tenant whose names share
 its prefix, where the prefix is the name minus a trailing
 -master/-control-plane/-controller/-node/-worker/-minion[-N] part.
@@ -131,6 +140,60 @@ def cmd_curl(args):
     return 7
 
 
+def set_health(name, **changes):
+    path = os.path.join(os.environ.get("TESTCLOUD_HEALTH_DIR", "/nonexistent"),
+                        name + ".json")
+    state = health(name)
+    state.update(changes)
+    tmp = path + ".%d.tmp" % os.getpid()
+    with open(tmp, "w") as f:
+        json.dump(state, f)
+    os.replace(tmp, path)
+
+
+def node_names():
+    return [s["name"] for s in cluster_servers()
+            if not health(s["name"]).get("node_deleted")]
+
+
+def not_found(name):
+    sys.stderr.write('Error from server (NotFound): nodes "%s" not found\n'
+                     % name)
+    return 1
+
+
+def cmd_node_change(words, args):
+    """kubectl cordon / drain / delete node, on the cluster's Node objects."""
+    verb = words[0]
+    name = words[2] if verb == "delete" else words[1]
+    known = name in node_names()
+    if verb == "delete":
+        if not known:
+            return 0 if "--ignore-not-found" in args or \
+                "--ignore-not-found=true" in args else not_found(name)
+        set_health(name, node_deleted=True)
+        print('node "%s" deleted' % name)
+        return 0
+    if not known:
+        return not_found(name)
+    set_health(name, cordoned=True)
+    print("node/%s cordoned" % name)
+    if verb == "cordon":
+        return 0
+    error = health(name).get("drain_error")
+    if error:
+        timeout = next((a.split("=", 1)[1] for a in args
+                        if a.startswith("--timeout=")), "0s")
+        sys.stderr.write("error: unable to drain node \"%s\" due to error: "
+                         "%s, continuing command...\nThere are pending "
+                         "nodes to be drained:\n %s\nerror: %s; global "
+                         "timeout reached: %s\n"
+                         % (name, error, name, error, timeout))
+        return 1
+    print("node/%s drained" % name)
+    return 0
+
+
 def cluster_servers():
     url = os.environ["TESTCLOUD_MIMIC_URL"] + "/testcloud/servers"
     with urllib.request.urlopen(url, timeout=5) as r:
@@ -157,7 +220,7 @@ def node_json(server):
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": labels},
-        "spec": {},
+        "spec": {"unschedulable": True} if h.get("cordoned") else {},
         "status": {
             "addresses": addrs,
             "conditions": [{
@@ -188,13 +251,22 @@ def cmd_kubectl(args):
         return 0
     if words[:1] == ["create"]:
         return kubectl_create(args)
+    if words[:1] in (["cordon"], ["drain"]) and len(words) > 1 or \
+            words[:2] == ["delete", "node"] and len(words) > 2:
+        if not unit_active(me(), "kube-apiserver"):
+            sys.stderr.write("The connection to the server localhost:6443 "
+                             "was refused - did you specify the right host "
+                             "or port?\n")
+            return 1
+        return cmd_node_change(words, args)
     if words[:2] in (["get", "nodes"], ["get", "node"], ["get", "no"]):
         if not unit_active(me(), "kube-apiserver"):
             sys.stderr.write("The connection to the server localhost:6443 "
                              "was refused - did you specify the right host "
                              "or port?\n")
             return 1
-        nodes = [node_json(s) for s in cluster_servers()]
+        nodes = [node_json(s) for s in cluster_servers()
+                 if not health(s["name"]).get("node_deleted")]
         out = None
         for i, a in enumerate(args):
             if a in ("-o", "--output") and i + 1 < len(args):
