@@ -230,7 +230,29 @@ def test_status_says_when_the_temp_url_expires(test_cloud, built):
         assert line.startswith(f"temp URL expires: {when} {said}"), line
 
 
-def test_an_interrupted_up_resumes_with_one_master(test_cloud, built):
+def proxyjump_config(cloud, env, path):
+    """An SSH_CONFIG that reaches every server through a bastion (ProxyJump):
+    the test cloud's sshd at 127.0.0.1 as the bastion, which forwards to the
+    server's own loopback address (public a.b.c.d -> 127.b.c.d)."""
+    key = f"{env['HOME']}/.ssh/id_kubernetes"
+    lines = ["Host testcloud-bastion", "    HostName 127.0.0.1", f"    Port {cloud.sshd_port}", "    User root",
+             f"    IdentityFile {key}", "    IdentitiesOnly yes", "    StrictHostKeyChecking no",
+             "    UserKnownHostsFile /dev/null"]
+    for srv in cloud.servers():
+        if srv["name"].startswith(env["INSTANCE_PREFIX"] + "-"):
+            address = srv["public_ipv4"]
+            lines += [f"Host {address}", f"    HostName 127.{address.split('.', 1)[1]}", f"    Port {cloud.sshd_port}",
+                      "    ProxyJump testcloud-bastion"]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def logins(cloud):
+    with open(f"{cloud.workdir}/ssh/sshd.log", errors="replace") as f:
+        return sum("Accepted publickey for root" in line for line in f)
+
+
+def test_an_interrupted_up_resumes_with_one_master(test_cloud, built, tmp_path):
     env = built
     prefix = env["INSTANCE_PREFIX"]
     run_inv(["master"], env)          # what an `up` stopped after the master leaves
@@ -239,8 +261,45 @@ def test_an_interrupted_up_resumes_with_one_master(test_cloud, built):
     run_inv(["up"], env)
     names = cluster(test_cloud, prefix)
     assert names == [f"{prefix}-master", f"{prefix}-node-1", f"{prefix}-node-2"]
-    run_inv(["down", "--yes"], env)
+
+    # SSH_CONFIG with ProxyJump: the checks (Fabric) and `inv ssh --command`
+    # log in to the bastion, then to the server through it.
+    jump = dict(env, SSH_CONFIG=proxyjump_config(test_cloud, env, tmp_path / "ssh_config"))
+    before = logins(test_cloud)
+    ssh = run_inv(["ssh", "--node", "2", "--command", "hostname"], jump)
+    assert ssh.stdout.strip().splitlines()[-1] == f"{prefix}-node-2"
+    assert logins(test_cloud) - before == 2
+    code, shown = run_in_pty(["ssh"], jump, ("# ", b"echo at-$TESTCLOUD_SERVER_NAME-now; exit\n"))
+    assert code == 0 and f"at-{prefix}-master-now" in shown, shown
+    assert logins(test_cloud) - before == 4
+    run_inv(["up"], jump)
+    assert logins(test_cloud) - before >= 4 + 2 * 3
+
+    # Neutron still holds a port for a moment after the servers are gone
+    # (409 NetworkInUse): down waits and tries again.
+    test_cloud.inject_fault(r"^DELETE /cloudNetworks/ORD/v2.0/networks/", 409, body={"NeutronError": {
+        "type": "NetworkInUse", "message": "Unable to complete operation on network. "
+        "There are one or more ports still in use on the network."}})
+    mark = test_cloud.request_log_mark()
+    try:
+        down = run_inv(["down", "--yes"], env)
+    finally:
+        test_cloud.clear_faults()
+    assert f"Cloud Network {prefix}-pool-net (" in down.stdout
+    deletes = [r for r in test_cloud.request_log(mark)
+               if r["method"] == "DELETE" and "/networks/" in r["path"]]
+    assert [r["status"] for r in deletes] == [409, 204] and deletes[1]["t"] - deletes[0]["t"] >= 2.5
     assert cluster(test_cloud, prefix) == []
+
+
+def test_password_authentication(test_cloud, env):
+    with_password = dict(env, OS_API_KEY="", OS_PASSWORD=test_cloud.password)
+    result = run_inv(["status"], with_password)
+    assert result.stdout.startswith(f"no cluster named {env['INSTANCE_PREFIX']}")
+    wrong = run_inv(["status"], dict(with_password, OS_PASSWORD="not-" + test_cloud.password), check=False)
+    assert wrong.returncode == 1
+    assert wrong.stdout == (f"error: Rackspace Identity at {test_cloud.auth_url} refused the credentials of "
+                            f"OS_USERNAME={test_cloud.username}; check OS_API_KEY / OS_PASSWORD\n")
 
 
 def test_two_clusters_x_and_x_b_and_a_look_alike_are_left_alone(test_cloud, built):
