@@ -221,8 +221,9 @@ def test_status_says_when_the_temp_url_expires(test_cloud, built):
     run_inv(["upload"], env)
     record_path = Path(env["HOME"]) / ".kube" / "rackspace" / env["INSTANCE_PREFIX"] / "release.json"
     record = json.loads(record_path.read_text())
-    for offset, said in ((-60, "(expired: re-run `inv upload`"), (90 * 60, "(in 1h)"), (30 * 60 + 30, "(in 30m)"),
-                         (3 * 86400 + 60, "(in 72h)")):
+    # Each edge against a set clock is in test_status.py; here the record
+    # and the status task agree, one side of expiry each.
+    for offset, said in ((-60, "(expired: re-run `inv upload`"), (90 * 60, "(in 1h)")):
         record["expires_at"] = int(time.time()) + offset
         record_path.write_text(json.dumps(record))
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record["expires_at"]))
