@@ -44,9 +44,12 @@ def cloud_env(test_cloud, tmp_path):
 
 
 def run_inv(args, env, check=True, timeout=600):
-    """Run the real `inv` command line from the repo root."""
+    """Run the real `inv` command line from the repo root, with no stdin
+    (a question such as down's confirmation must never wait on the
+    terminal that runs pytest -s)."""
     proc = subprocess.run([sys.executable, "-m", "invoke", *args],
                           cwd=REPO_ROOT, env=env, text=True,
+                          stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           timeout=timeout)
     if check and proc.returncode != 0:

@@ -8,6 +8,7 @@ import dataclasses
 import datetime
 import gzip
 import json
+import os
 import re
 import urllib.request
 from pathlib import Path
@@ -15,7 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks import pki, sshkeys, tokens
+from tasks import cloudservers, pki, settings, sshkeys, tokens
+from tasks.cloud import Cloud
+from tasks.errors import ConfigError
 from tests.fixtures_cloud import run_inv
 
 PUBLICNET = "00000000-0000-0000-0000-000000000000"
@@ -31,20 +34,42 @@ def env(cloud_env):
     return env
 
 
+class Behaviors:
+    """inject(name, params, server_name_regex) -> id; remove(id); what the
+    test did not remove goes at teardown, and a removal that fails fails
+    the test."""
+
+    def __init__(self, cloud):
+        self.cloud = cloud
+        self.ids = []
+
+    def __call__(self, name, parameters=None, server_name=None):
+        self.ids.append(self.cloud.inject_nova_behavior(name, parameters or {}, server_name=server_name))
+        return self.ids[-1]
+
+    def remove(self, behavior_id):
+        self.ids.remove(behavior_id)
+        self.cloud.remove_nova_behavior(behavior_id)
+
+
 @pytest.fixture
 def behaviors(test_cloud):
-    """inject(name, params, server_name_regex) -> id; all removed at teardown."""
-    ids = []
+    injected = Behaviors(test_cloud)
+    yield injected
+    while injected.ids:
+        injected.remove(injected.ids[0])
 
-    def inject(name, parameters=None, server_name=None):
-        ids.append(test_cloud.inject_nova_behavior(name, parameters or {}, server_name=server_name))
-        return ids[-1]
-    yield inject
-    for behavior_id in ids:
-        try:
-            test_cloud.remove_nova_behavior(behavior_id)
-        except OSError:
-            pass  # removed by the test already
+
+def compute_log(test_cloud, since):
+    return [r for r in test_cloud.request_log(since) if r["service"] == "compute"]
+
+
+def is_list(request):
+    return request["method"] == "GET" and request["path"].endswith("/servers/detail")
+
+
+def is_create(request):
+    return request["method"] == "POST" and request["path"].endswith("/servers")
 
 
 def ours(test_cloud, prefix):
@@ -155,8 +180,17 @@ def test_happy_path_builds_every_field_and_a_rerun_creates_nothing(test_cloud, e
 
     ids = {name: srv["id"] for name, srv in servers.items()}
     test_cloud.reset_request_counts()
+    mark = test_cloud.request_log_mark()
     again = run_inv(["network", "keypair", "master", "nodes"], env)
     assert {name: srv["id"] for name, srv in by_name(test_cloud, prefix).items()} == ids
+    # As the cloud saw it: nothing but reads (and a token per stage), and
+    # the stages read the cluster's servers by list requests, not one by one.
+    log = test_cloud.request_log(mark)
+    assert {(r["method"], r["path"]) for r in log if r["method"] != "GET"} == {("POST", "/identity/v2.0/tokens")}
+    counts = test_cloud.request_counts()
+    lists = [r for r in log if is_list(r)]
+    assert counts["compute"] == len([r for r in log if r["service"] == "compute"])
+    assert 1 <= len(lists) <= 4 and not any(re.search(r"/servers/[0-9a-f-]{36}$", r["path"]) for r in log)
     assert "created" not in again.stdout and "registered" not in again.stdout
     assert len([kp for kp in test_cloud.keypairs() if kp["name"] == f"{prefix}-id_kubernetes"]) == 1
 
@@ -302,7 +336,7 @@ def test_a_500_on_one_nodes_create_is_reported_and_the_rerun_adds_it(test_cloud,
     assert sorted(servers) == [f"{prefix}-master", f"{prefix}-node-1"]   # the other node was made
     assert servers[f"{prefix}-node-1"]["status"] == "ACTIVE"
 
-    test_cloud.remove_nova_behavior(fault)
+    behaviors.remove(fault)
     run_inv(["nodes"], env)
     after = by_name(test_cloud, prefix)
     assert sorted(after) == [f"{prefix}-master", f"{prefix}-node-1", f"{prefix}-node-2"]
@@ -328,12 +362,54 @@ def test_a_false_negative_create_leaves_no_duplicate(test_cloud, env, behaviors)
 
 def test_a_413_with_retry_after_is_waited_out(test_cloud, env, behaviors):
     prefix = env["INSTANCE_PREFIX"]
-    behaviors("sequence", {"behaviors": [{"name": "over-limit", "parameters": {"retry_after": 1}},
+    behaviors("sequence", {"behaviors": [{"name": "over-limit", "parameters": {"retry_after": 2}},
                                          {"name": "default", "parameters": {}}]},
               server_name=f"^{prefix}-master$")
+    mark = test_cloud.request_log_mark()
     run_inv(["master", "nodes"], env)
     servers = by_name(test_cloud, prefix)
     assert sorted(servers) == [f"{prefix}-master", f"{prefix}-node-1", f"{prefix}-node-2"]
+    # The master's create: refused once, sent again after the 2 s it was told.
+    creates = [r for r in compute_log(test_cloud, mark) if is_create(r)]
+    assert [r["status"] for r in creates[:2]] == [413, 202]
+    assert 1.9 <= creates[1]["t"] - creates[0]["t"] < 5
+
+
+def test_transient_statuses_are_retried_and_retry_after_waited_for(test_cloud, env):
+    """Each retried status leads to the same request again; a Retry-After of
+    2 s puts about 2 s between the two requests, as the cloud saw them."""
+    prefix = env["INSTANCE_PREFIX"]
+    servers_list = rf"^GET /mimicking/[^ ]*/servers/detail\?name={prefix}-$"
+    networks_list = rf"^GET /cloudNetworks/ORD/v2.0/networks\?name={prefix}-pool-net$"
+    for status in (502, 504, 500, 503):
+        test_cloud.inject_fault(servers_list, status, body={"message": f"synthetic {status}"})
+    test_cloud.inject_fault(networks_list, 413, headers={"Retry-After": "2"},
+                            body={"overLimit": {"code": 413, "message": "slow down"}})
+    mark = test_cloud.request_log_mark()
+    try:
+        result = run_inv(["status"], env)
+    finally:
+        test_cloud.clear_faults()
+    assert f"no cluster named {prefix}" in result.stdout
+    log = test_cloud.request_log(mark)
+    listed = [r for r in log if r["service"] == "compute" and is_list(r)]
+    assert [r["status"] for r in listed] == [502, 504, 500, 503, 200]
+    networks = [r for r in log if r["path"].endswith("/networks")]
+    assert [r["status"] for r in networks] == [413, 200]
+    assert 1.9 <= networks[1]["t"] - networks[0]["t"] < 5
+
+
+def test_a_create_over_the_user_data_limit_is_never_sent(test_cloud, cloud_env):
+    s = settings.load(environ=cloud_env)
+    nova = cloudservers.for_cloud(Cloud(s))
+    request = cloudservers.CreateRequest(
+        name=f"{s.INSTANCE_PREFIX}-master", image_id=nova.image_id(IMAGE), flavor_id="general1-1",
+        key_name="", network_ids=(PUBLICNET,), metadata={}, user_data=os.urandom(50000))
+    mark = test_cloud.request_log_mark()
+    with pytest.raises(ConfigError, match="over Nova's limit of 65535"):
+        nova.create_server(s, request)
+    assert [r for r in test_cloud.request_log(mark) if r["method"] != "GET"] == []
+    assert ours(test_cloud, s.INSTANCE_PREFIX) == []
 
 
 def test_a_server_in_error_fails_the_run_and_the_rerun_replaces_it(test_cloud, env, behaviors):
@@ -345,7 +421,7 @@ def test_a_server_in_error_fails_the_run_and_the_rerun_replaces_it(test_cloud, e
     assert failed[f"{prefix}-node-1"]["status"] == "ERROR"
     assert failed[f"{prefix}-node-2"]["status"] == "ACTIVE"   # the others were still waited for
 
-    test_cloud.remove_nova_behavior(broken)
+    behaviors.remove(broken)
     proc = run_inv(["master", "nodes"], env)
     assert re.search(rf"deleting {prefix}-node-1 .*in ERROR", proc.stdout)
     fixed = by_name(test_cloud, prefix)
@@ -357,9 +433,19 @@ def test_a_server_in_error_fails_the_run_and_the_rerun_replaces_it(test_cloud, e
 def test_a_server_stuck_in_build_ends_the_wait_at_boot_timeout(test_cloud, env, behaviors):
     prefix = env["INSTANCE_PREFIX"]
     behaviors("build", {"duration": 3600}, server_name=f"^{prefix}-node-2$")
-    line = error_line(run_inv(["master", "nodes"], dict(env, BOOT_TIMEOUT="3"), check=False))
-    assert "BOOT_TIMEOUT (3s) ran out" in line
+    mark = test_cloud.request_log_mark()
+    line = error_line(run_inv(["master", "nodes"], dict(env, BOOT_TIMEOUT="4"), check=False))
+    assert "BOOT_TIMEOUT (4s) ran out" in line
     assert f"{prefix}-node-2 (BUILD)" in line and f"{prefix}-node-1" not in line
+    # The wait polls with one list request for all three servers: after
+    # the last create, list requests come one at a time, a poll interval
+    # (1 s at least) apart, and no server is read on its own.
+    log = compute_log(test_cloud, mark)
+    last_create = max(i for i, r in enumerate(log) if is_create(r))
+    polls = [r["t"] for r in log[last_create:] if is_list(r)]
+    assert len(polls) >= 3, log
+    assert min(b - a for a, b in zip(polls, polls[1:])) >= 0.9, polls
+    assert not any(re.search(r"/servers/[0-9a-f-]{36}$", r["path"]) for r in log)
 
 
 # --- two clusters in one account -----------------------------------------------------------

@@ -3,13 +3,21 @@ test cloud: up, status, ssh, down; re-running after an interruption; two
 clusters in one account; unhealthy servers; a changed host key."""
 
 import json
+import os
+import pty
+import select
+import stat
 import subprocess
+import sys
+import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.fixtures_cloud import run_inv
+from tests.testcloud.util import REPO_ROOT
 
 IMAGE = "CoreOS (Stable)"   # what Mimic's catalogue offers
 
@@ -66,26 +74,125 @@ def cluster(cloud, prefix):
     return sorted(srv["name"] for srv in cloud.servers() if srv["name"].startswith(prefix + "-"))
 
 
-def test_up_status_ssh_down_leaves_the_account_as_it_was(test_cloud, built):
-    env = built
+def ids_of(cloud, prefix):
+    """{name: id} of the servers whose metadata names cluster `prefix`."""
+    return {srv["name"]: srv["id"] for srv in cloud.servers()
+            if srv["metadata"].get("kube-rackspace-cluster") == prefix}
+
+
+def compute(cloud, method, path, body=None):
+    """A compute API request as the test user (to make what the tool did not)."""
+    token = cloud.token()
+    access_req = urllib.request.Request(
+        cloud.auth_url + "/tokens", method="POST", headers={"Content-Type": "application/json"},
+        data=json.dumps({"auth": {"RAX-KSKEY:apiKeyCredentials": {
+            "username": cloud.username, "apiKey": cloud.api_key}}}).encode())
+    with urllib.request.urlopen(access_req, timeout=10) as r:
+        catalog = json.load(r)["access"]["serviceCatalog"]
+    url = next(e["publicURL"] for svc in catalog if svc["type"] == "compute" for e in svc["endpoints"])
+    req = urllib.request.Request(url.rstrip("/") + path, method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"X-Auth-Token": token, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        raw = r.read()
+    return json.loads(raw) if raw else None
+
+
+def impostor(cloud, name):
+    """A server named like a cluster's, made by someone else: no metadata."""
+    image = next(i["id"] for i in compute(cloud, "GET", "/images/detail")["images"] if i["name"] == IMAGE)
+    return compute(cloud, "POST", "/servers", {"server": {
+        "name": name, "imageRef": image, "flavorRef": "general1-1"}})["server"]["id"]
+
+
+def run_in_pty(args, env, answer=None, timeout=60):
+    """Run `inv ARGS` with a pseudo-terminal as its stdin, stdout and stderr
+    (as at a terminal); type `answer` once the output contains its key.
+    answer: (expected text, bytes to type) or None. Returns (exit status,
+    everything the terminal showed)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=REPO_ROOT, env=env,
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    shown = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            assert time.monotonic() < deadline, f"inv {' '.join(args)} still running:\n{shown.decode()}"
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:   # EIO: the last holder of the terminal is gone
+                    data = b""
+                if not data and proc.poll() is not None:
+                    break
+                shown += data
+            elif proc.poll() is not None:
+                break
+            if answer and answer[0].encode() in shown:
+                os.write(master, answer[1])
+                answer = None
+        return proc.wait(10), shown.decode(errors="replace").replace("\r\n", "\n")
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def secret_files_are_private(root):
+    """Every file under `root` is 0600 and every directory 0700."""
+    root = Path(root)
+    assert root.is_dir()
+    for path in [root, *root.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), f"{path} is {oct(mode)}"
+
+
+def test_build_up_status_ssh_kubeconfig_down_leaves_the_account_as_it_was(test_cloud, env, tmp_path):
     prefix = env["INSTANCE_PREFIX"]
     before = resources(test_cloud)
 
-    up = run_inv(["up"], env)
+    # `inv build up`: invoke runs both, in that order.
+    up = run_inv(["build", "--release", env["KUBE_VERSION"], "up"], env)
     assert cluster(test_cloud, prefix) == [f"{prefix}-master", f"{prefix}-node-1", f"{prefix}-node-2"]
     assert f"rackspace_{prefix}" in up.stdout and "inv ssh" in up.stdout and ":6443" in up.stdout
-    config = yaml.safe_load(open(f"{env['HOME']}/.kube/config"))
+    kube_config = Path(env["HOME"]) / ".kube" / "config"
+    config = yaml.safe_load(kube_config.read_text())
     assert f"rackspace_{prefix}" in {c["name"] for c in config["contexts"]}
     assert not any(c["cluster"].get("insecure-skip-tls-verify") for c in config["clusters"])
+    # Whatever holds a secret is the user's alone: the state dir (CA and
+    # its key, tokens, admin kubeconfig, release record with the temp URL),
+    # the merged kubeconfig, the cluster key.
+    state = Path(env["HOME"]) / ".kube" / "rackspace" / prefix
+    assert {"known_hosts", "release.json"} <= {p.name for p in state.iterdir()}
+    secret_files_are_private(state)
+    for path in (kube_config, Path(env["HOME"]) / ".ssh" / "id_kubernetes"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
-    again = run_inv(["up"], env)
+    again = run_inv(["up", "--kubeconfig", str(tmp_path / "elsewhere.yaml")], env)
     assert "created" not in again.stdout.replace("already created", "")
     assert cluster(test_cloud, prefix) == [f"{prefix}-master", f"{prefix}-node-1", f"{prefix}-node-2"]
+    elsewhere = yaml.safe_load((tmp_path / "elsewhere.yaml").read_text())
+    assert [c["name"] for c in elsewhere["contexts"]] == [f"rackspace_{prefix}"]
+    assert stat.S_IMODE((tmp_path / "elsewhere.yaml").stat().st_mode) == 0o600
+
+    # `inv kubeconfig` puts the context back where it was removed.
+    kube_config.unlink()
+    written = run_inv(["kubeconfig"], env)
+    assert f"merged context rackspace_{prefix} into {kube_config}" in written.stdout
+    assert yaml.safe_load(kube_config.read_text())["current-context"] in (f"rackspace_{prefix}", None)
+    assert f"rackspace_{prefix}" in {c["name"] for c in yaml.safe_load(kube_config.read_text())["contexts"]}
+    other = tmp_path / "other" / "config"
+    run_inv(["kubeconfig", "--path", str(other)], env)
+    assert yaml.safe_load(other.read_text())["contexts"][0]["name"] == f"rackspace_{prefix}"
+    secret_files_are_private(state)
 
     status = run_inv(["status"], env)
     for name in cluster(test_cloud, prefix):
         assert name in status.stdout
-    assert "temp URL expires" in status.stdout
+    assert "temp URL expires" in status.stdout and "(in 23h)" in status.stdout
 
     ssh = run_inv(["ssh", "--node", "2", "--command", "hostname"], env)
     assert ssh.stdout.strip().splitlines()[-1] == f"{prefix}-node-2"
@@ -94,6 +201,11 @@ def test_up_status_ssh_down_leaves_the_account_as_it_was(test_cloud, built):
     missing = run_inv(["ssh", "--node", "9", "--command", "hostname"], env, check=False)
     assert missing.returncode == 1
     assert missing.stdout.strip() == f"error: no node 9 in cluster {prefix}: nodes are 1-2"
+    # The interactive shell (root's prompt): the system ssh takes over the terminal.
+    # (A login shell: /etc/profile resets PATH, so the test cloud's server name.)
+    code, shown = run_in_pty(["ssh", "--node", "1"], env, ("# ", b"echo at-$TESTCLOUD_SERVER_NAME-now; exit 3\n"))
+    assert code == 3, shown
+    assert f"at-{prefix}-node-1-now" in shown
 
     down = run_inv(["down"], env)     # no terminal: no question
     assert f"server {prefix}-master" in down.stdout
@@ -104,7 +216,44 @@ def test_up_status_ssh_down_leaves_the_account_as_it_was(test_cloud, built):
     assert f"rackspace_{prefix}" not in {c["name"] for c in config["contexts"]}
 
 
-def test_an_interrupted_up_resumes_with_one_master(test_cloud, built):
+def test_status_says_when_the_temp_url_expires(test_cloud, built):
+    env = built
+    run_inv(["upload"], env)
+    record_path = Path(env["HOME"]) / ".kube" / "rackspace" / env["INSTANCE_PREFIX"] / "release.json"
+    record = json.loads(record_path.read_text())
+    # Each edge against a set clock is in test_status.py; here the record
+    # and the status task agree, one side of expiry each.
+    for offset, said in ((-60, "(expired: re-run `inv upload`"), (90 * 60, "(in 1h)")):
+        record["expires_at"] = int(time.time()) + offset
+        record_path.write_text(json.dumps(record))
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record["expires_at"]))
+        line = next(line for line in run_inv(["status"], env).stdout.splitlines() if "temp URL expires" in line)
+        assert line.startswith(f"temp URL expires: {when} {said}"), line
+
+
+def proxyjump_config(cloud, env, path):
+    """An SSH_CONFIG that reaches every server through a bastion (ProxyJump):
+    the test cloud's sshd at 127.0.0.1 as the bastion, which forwards to the
+    server's own loopback address (public a.b.c.d -> 127.b.c.d)."""
+    key = f"{env['HOME']}/.ssh/id_kubernetes"
+    lines = ["Host testcloud-bastion", "    HostName 127.0.0.1", f"    Port {cloud.sshd_port}", "    User root",
+             f"    IdentityFile {key}", "    IdentitiesOnly yes", "    StrictHostKeyChecking no",
+             "    UserKnownHostsFile /dev/null"]
+    for srv in cloud.servers():
+        if srv["name"].startswith(env["INSTANCE_PREFIX"] + "-"):
+            address = srv["public_ipv4"]
+            lines += [f"Host {address}", f"    HostName 127.{address.split('.', 1)[1]}", f"    Port {cloud.sshd_port}",
+                      "    ProxyJump testcloud-bastion"]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def logins(cloud):
+    with open(f"{cloud.workdir}/ssh/sshd.log", errors="replace") as f:
+        return sum("Accepted publickey for root" in line for line in f)
+
+
+def test_an_interrupted_up_resumes_with_one_master(test_cloud, built, tmp_path):
     env = built
     prefix = env["INSTANCE_PREFIX"]
     run_inv(["master"], env)          # what an `up` stopped after the master leaves
@@ -113,26 +262,92 @@ def test_an_interrupted_up_resumes_with_one_master(test_cloud, built):
     run_inv(["up"], env)
     names = cluster(test_cloud, prefix)
     assert names == [f"{prefix}-master", f"{prefix}-node-1", f"{prefix}-node-2"]
-    run_inv(["down", "--yes"], env)
+
+    # SSH_CONFIG with ProxyJump: the checks (Fabric) and `inv ssh --command`
+    # log in to the bastion, then to the server through it.
+    jump = dict(env, SSH_CONFIG=proxyjump_config(test_cloud, env, tmp_path / "ssh_config"))
+    before = logins(test_cloud)
+    ssh = run_inv(["ssh", "--node", "2", "--command", "hostname"], jump)
+    assert ssh.stdout.strip().splitlines()[-1] == f"{prefix}-node-2"
+    assert logins(test_cloud) - before == 2
+    code, shown = run_in_pty(["ssh"], jump, ("# ", b"echo at-$TESTCLOUD_SERVER_NAME-now; exit\n"))
+    assert code == 0 and f"at-{prefix}-master-now" in shown, shown
+    assert logins(test_cloud) - before == 4
+    run_inv(["up"], jump)
+    assert logins(test_cloud) - before >= 4 + 2 * 3
+
+    # Neutron still holds a port for a moment after the servers are gone
+    # (409 NetworkInUse): down waits and tries again.
+    test_cloud.inject_fault(r"^DELETE /cloudNetworks/ORD/v2.0/networks/", 409, body={"NeutronError": {
+        "type": "NetworkInUse", "message": "Unable to complete operation on network. "
+        "There are one or more ports still in use on the network."}})
+    mark = test_cloud.request_log_mark()
+    try:
+        down = run_inv(["down", "--yes"], env)
+    finally:
+        test_cloud.clear_faults()
+    assert f"Cloud Network {prefix}-pool-net (" in down.stdout
+    deletes = [r for r in test_cloud.request_log(mark)
+               if r["method"] == "DELETE" and "/networks/" in r["path"]]
+    assert [r["status"] for r in deletes] == [409, 204] and deletes[1]["t"] - deletes[0]["t"] >= 2.5
     assert cluster(test_cloud, prefix) == []
 
 
-def test_down_of_one_cluster_leaves_the_other_whole(test_cloud, built):
-    a = built
-    b = dict(a, INSTANCE_PREFIX=a["INSTANCE_PREFIX"] + "b", NUM_NODES="1")
-    run_inv(["up", "--no-checks"], a)
-    run_inv(["up", "--no-checks"], b)
-    b_servers = {srv["id"] for srv in test_cloud.servers() if srv["name"].startswith(b["INSTANCE_PREFIX"] + "-")}
-    assert len(b_servers) == 2
-    run_inv(["down", "--yes"], a)
-    assert cluster(test_cloud, a["INSTANCE_PREFIX"]) == []
-    left = {srv["id"] for srv in test_cloud.servers() if srv["name"].startswith(b["INSTANCE_PREFIX"] + "-")}
-    assert left == b_servers
-    assert f"{b['INSTANCE_PREFIX']}-id_kubernetes" in {kp["name"] for kp in test_cloud.keypairs()}
-    status = run_inv(["status"], b)
-    assert f"{b['INSTANCE_PREFIX']}-pool-net" in status.stdout
-    assert "release: none" not in status.stdout
-    run_inv(["down", "--yes"], b)
+def test_password_authentication(test_cloud, env):
+    with_password = dict(env, OS_API_KEY="", OS_PASSWORD=test_cloud.password)
+    result = run_inv(["status"], with_password)
+    assert result.stdout.startswith(f"no cluster named {env['INSTANCE_PREFIX']}")
+    wrong = run_inv(["status"], dict(with_password, OS_PASSWORD="not-" + test_cloud.password), check=False)
+    assert wrong.returncode == 1
+    assert wrong.stdout == (f"error: Rackspace Identity at {test_cloud.auth_url} refused the credentials of "
+                            f"OS_USERNAME={test_cloud.username}; check OS_API_KEY / OS_PASSWORD\n")
+
+
+def test_two_clusters_x_and_x_b_and_a_look_alike_are_left_alone(test_cloud, built):
+    """Clusters X and X-b in one account, and a server named like one of X's
+    without its metadata: Nova's name filter for X lists all of them, and
+    only the metadata tells them apart. status, ssh, up and down of X touch
+    X's own servers only; down asks at a terminal and a "no" keeps it all."""
+    x = built
+    xb = dict(x, INSTANCE_PREFIX=x["INSTANCE_PREFIX"] + "-b", NUM_NODES="1")
+    px, pb = x["INSTANCE_PREFIX"], xb["INSTANCE_PREFIX"]
+    run_inv(["up", "--no-checks"], x)
+    run_inv(["up", "--no-checks"], xb)
+    fake = impostor(test_cloud, f"{px}-node-3")
+    try:
+        x_ids, b_ids = ids_of(test_cloud, px), ids_of(test_cloud, pb)
+        assert sorted(x_ids) == [f"{px}-master", f"{px}-node-1", f"{px}-node-2"]
+        assert sorted(b_ids) == [f"{pb}-master", f"{pb}-node-1"]
+
+        status = run_inv(["status"], x).stdout
+        assert f"{px}-node-2" in status
+        assert pb not in status and f"{px}-node-3" not in status and "release: none" not in status
+        ssh = run_inv(["ssh", "--node", "1", "--command", "hostname"], x)
+        assert ssh.stdout.strip().splitlines()[-1] == f"{px}-node-1"
+        ssh = run_inv(["ssh", "--node", "3", "--command", "hostname"], x, check=False)
+        assert ssh.stdout.strip() == f"error: no node 3 in cluster {px}: nodes are 1-2"
+        # A re-run of X's up with the look-alike around creates nothing, deletes nothing.
+        run_inv(["up", "--no-checks"], x)
+        assert ids_of(test_cloud, px) == x_ids and ids_of(test_cloud, pb) == b_ids
+
+        # At a terminal, down asks first; "n" keeps everything.
+        code, shown = run_in_pty(["down"], x, ("[y/N]", b"n\n"))
+        assert code == 1 and "nothing deleted" in shown, shown
+        assert f"delete cluster {px}: 3 server(s)" in shown and pb not in shown.split("[y/N]")[0]
+        assert ids_of(test_cloud, px) == x_ids
+        code, shown = run_in_pty(["down"], x, ("[y/N]", b"y\n"))
+        assert code == 0, shown
+        assert ids_of(test_cloud, px) == {}
+        assert ids_of(test_cloud, pb) == b_ids
+        assert fake in {srv["id"] for srv in test_cloud.servers()}
+        assert f"{pb}-id_kubernetes" in {kp["name"] for kp in test_cloud.keypairs()}
+        status = run_inv(["status"], xb)
+        assert f"{pb}-pool-net" in status.stdout and f"{pb}-node-1" in status.stdout
+        assert "release: none" not in status.stdout
+    finally:
+        compute(test_cloud, "DELETE", f"/servers/{fake}")
+    run_inv(["down", "--yes"], xb)
+    assert ids_of(test_cloud, pb) == {}
 
 
 def test_unhealthy_servers_are_all_reported(test_cloud, built):
@@ -200,6 +415,10 @@ def test_plan_shows_what_up_would_do_and_changes_nothing(test_cloud, built):
     plan_dir = f"{env['HOME']}/.kube/rackspace/{prefix}/plan"
     node = yaml.safe_load(open(f"{plan_dir}/{prefix}-node-1.yaml"))
     assert node["hostname"] == f"{prefix}-node-1"
+    # The user data holds the bootstrap token, and the master's the CA key.
+    assert sorted(os.listdir(plan_dir)) == sorted(f"{n}.yaml" for n in (
+        f"{prefix}-master", f"{prefix}-node-1", f"{prefix}-node-2"))
+    secret_files_are_private(Path(plan_dir).parent)
     assert "192.0.2.1" in out
 
     run_inv(["up", "--no-checks"], env)

@@ -2,6 +2,7 @@
 node readiness; the report table; which server `inv ssh` means."""
 
 import json
+import subprocess
 
 import paramiko
 import pytest
@@ -17,31 +18,52 @@ def s(tmp_path):
                                   "NUM_NODES": "3"})
 
 
-class Client:
-    """What the policy touches of an SSHClient: its host keys."""
+def contact(test_cloud, path, load=True):
+    """One SSH connection to the test cloud's real sshd, host keys checked as
+    remote.connection does (the file, then RecordNewHostKey). The login
+    itself fails (a key the server does not know): host keys are settled
+    before authentication. Returns the name the key is recorded under."""
+    client = paramiko.SSHClient()
+    if load and path.exists():
+        client.load_host_keys(str(path))
+    client.set_missing_host_key_policy(remote.RecordNewHostKey(path))
+    try:
+        with pytest.raises(paramiko.AuthenticationException):
+            client.connect("127.0.0.1", port=test_cloud.sshd_port, username="root",
+                           pkey=paramiko.Ed25519Key.from_private_key_file(str(stranger_key(path))),
+                           look_for_keys=False, allow_agent=False, timeout=10)
+    finally:
+        client.close()
+    return f"[127.0.0.1]:{test_cloud.sshd_port}"
 
-    def __init__(self):
-        self.keys = paramiko.HostKeys()
 
-    def get_host_keys(self):
-        return self.keys
+def stranger_key(path):
+    key = path.parent.parent / "stranger"
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
 
 
-def test_first_contact_is_recorded_and_a_changed_key_refused(s):
+def test_first_contact_is_recorded_and_a_changed_key_refused(s, test_cloud):
     path = remote.known_hosts_path(s)
-    first = paramiko.RSAKey.generate(1024)
-    second = paramiko.RSAKey.generate(1024)
-    policy = remote.RecordNewHostKey(path)
-    policy.missing_host_key(Client(), "203.0.113.9", first)
-    policy.missing_host_key(Client(), "203.0.113.10", second)
+    host = contact(test_cloud, path)
     assert (path.stat().st_mode & 0o777) == 0o600
     recorded = paramiko.HostKeys(str(path))
-    assert recorded.lookup("203.0.113.9")["ssh-rsa"] == first
-    # Seen again by another run: the same key is fine, another is refused.
-    policy.missing_host_key(Client(), "203.0.113.9", first)
-    with pytest.raises(paramiko.BadHostKeyException):
-        policy.missing_host_key(Client(), "203.0.113.9", second)
-    assert len(path.read_text().splitlines()) == 2
+    server_key = recorded.lookup(host)["ssh-ed25519"]
+    with open(f"{test_cloud.workdir}/ssh/ssh_host_ed25519_key.pub") as f:
+        assert f.read().split()[1] == server_key.get_base64()
+    # Seen again by another run, from the file or (raced) by the policy: fine.
+    contact(test_cloud, path)
+    contact(test_cloud, path, load=False)
+    assert len(path.read_text().splitlines()) == 1
+    # Another key on record for that address: refused either way.
+    other = paramiko.Ed25519Key.from_private_key_file(str(stranger_key(path)))
+    path.write_text(f"{host} ssh-ed25519 {other.get_base64()}\n")
+    for load in (True, False):
+        with pytest.raises(paramiko.BadHostKeyException):
+            contact(test_cloud, path, load=load)
+    assert path.read_text() == f"{host} ssh-ed25519 {other.get_base64()}\n"
 
 
 def test_refusal_names_the_server_and_the_file(s):

@@ -341,3 +341,54 @@ def test_release_mirror(test_cloud):
     stable = urllib.request.urlopen(test_cloud.release_base_url +
                                     "/release/stable.txt").read().decode()
     assert stable.strip() == test_cloud.release_version
+
+
+def test_request_log_and_injected_faults(test_cloud, nova):
+    from novaclient import exceptions
+    mark = test_cloud.request_log_mark()
+    test_cloud.inject_fault(r"^GET /mimicking/.*/os-keypairs$", 502,
+                            headers={"Retry-After": "3"})
+    with pytest.raises(exceptions.ClientException) as e:
+        nova.keypairs.list()
+    assert e.value.code == 502
+    nova.keypairs.list()      # the fault was used up
+    log = [r for r in test_cloud.request_log(mark)
+           if r["path"].endswith("/os-keypairs")]
+    assert [(r["method"], r["status"]) for r in log] == [("GET", 502),
+                                                         ("GET", 200)]
+    assert log[0]["service"] == "compute" and log[0]["t"] <= log[1]["t"]
+    test_cloud.inject_fault("^GET /nothing-matches-this", 500)
+    test_cloud.clear_faults()
+    nova.keypairs.list()
+
+
+def test_password_credentials(test_cloud):
+    def tokens(password):
+        body = {"auth": {"passwordCredentials": {
+            "username": test_cloud.username, "password": password}}}
+        return test_cloud._request("POST", test_cloud.auth_url + "/tokens",
+                                   body)["access"]
+    access = tokens(test_cloud.password)
+    assert access["token"]["tenant"]["id"] == test_cloud.tenant_id
+    with pytest.raises(urllib.error.HTTPError) as e:
+        tokens("wrong-" + test_cloud.password)
+    assert e.value.code == 401
+
+
+def test_internal_object_store_is_another_proxy_without_info(sess,
+                                                             test_cloud):
+    catalog = sess.auth.get_access(sess).service_catalog
+    public = catalog.url_for(service_type="object-store", region_name="ORD",
+                             interface="public")
+    internal = catalog.url_for(service_type="object-store",
+                               region_name="ORD", interface="internal")
+    assert public == test_cloud.storage_url
+    assert internal == test_cloud.internal_storage_url != public
+    token = {"X-Auth-Token": test_cloud.token()}
+    req = urllib.request.Request(internal, headers=token, method="HEAD")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status in (200, 204)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(test_cloud.swift_internal_url + "/info",
+                               timeout=10)
+    assert e.value.code == 403

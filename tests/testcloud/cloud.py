@@ -32,10 +32,11 @@ class TestCloud:
     __test__ = False   # not a pytest test class
 
     def __init__(self, workdir, username="testcloud", api_key=None,
-                 tenant_id="987654", kube_version="v1.31.4"):
+                 tenant_id="987654", kube_version="v1.31.4", password=None):
         self.workdir = os.path.abspath(workdir)
         self.username = username
         self.api_key = api_key or secrets.token_hex(16)
+        self.password = password or secrets.token_hex(12)
         self.tenant_id = tenant_id
         self.region = REGION
         self.release_version = kube_version
@@ -63,6 +64,7 @@ class TestCloud:
         for d in (self.health_dir, self.servers_dir):
             os.makedirs(d, exist_ok=True)
         mimic_port, swift_port = free_port(), free_port()
+        swift_internal_port = free_port()
         self.mimic_url = "http://127.0.0.1:%d" % mimic_port
         self.swift_url = "http://127.0.0.1:%d" % swift_port
         # The tool reaches every service through a fault proxy (faults.py),
@@ -73,6 +75,11 @@ class TestCloud:
         self.direct_auth_url = self.mimic_url + "/identity/v2.0"
         self.auth_url = self.proxies["identity"].url + "/identity/v2.0"
         self.storage_url = "%s/v1/AUTH_%s" % (self.swift_url, self.tenant_id)
+        # The catalog's internal (ServiceNet) object-store URL: another
+        # Swift proxy on the same store, without /info.
+        self.swift_internal_url = "http://127.0.0.1:%d" % swift_internal_port
+        self.internal_storage_url = "%s/v1/AUTH_%s" % (
+            self.swift_internal_url, self.tenant_id)
 
         ready = os.path.join(self.workdir, "mimic.ready")
         env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep +
@@ -84,7 +91,9 @@ class TestCloud:
              "--swift-url", self.proxies["object-store"].url,
              "--network-url", self.proxies["network"].url,
              "--username", self.username, "--api-key", self.api_key,
-             "--tenant-id", self.tenant_id, "--ready-file", ready],
+             "--tenant-id", self.tenant_id, "--ready-file", ready,
+             "--password", self.password,
+             "--swift-internal-url", self.swift_internal_url],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=REPO_ROOT, env=env, start_new_session=True)
         log.close()
@@ -92,7 +101,7 @@ class TestCloud:
 
         swift_procs, self._swift_ports, _ = swift.start(
             os.path.join(self.workdir, "swift"), self.mimic_url,
-            proxy_port=swift_port)
+            proxy_port=swift_port, internal_port=swift_internal_port)
         self._procs.extend(swift_procs)
 
         self._mirror = release_mirror.ReleaseMirror(
@@ -351,6 +360,28 @@ class TestCloud:
 
     def compute_request_count(self):
         return self.request_counts().get("compute", 0)
+
+    def request_log(self, since=0):
+        """Compute, network and identity requests (oldest first) after
+        sequence number `since`: dicts with seq, t (Mimic's time.time() on
+        arrival), method, path, query, service, status."""
+        return self._get("/testcloud/requests/log?since=%d" % since)
+
+    def request_log_mark(self):
+        """A `since` for request_log: the requests from now on."""
+        log = self.request_log()
+        return log[-1]["seq"] if log else 0
+
+    def inject_fault(self, match, status, count=1, headers=None, body=None):
+        """Answer the next `count` requests whose "METHOD /path?query"
+        matches the regex `match` with `status` (and `headers`, JSON
+        `body`) before they reach Mimic: compute, network and identity."""
+        self._request("POST", self.mimic_url + "/testcloud/faults",
+                      {"match": match, "status": status, "count": count,
+                       "headers": headers or {}, "body": body or {}})
+
+    def clear_faults(self):
+        self._request("DELETE", self.mimic_url + "/testcloud/faults")
 
     def reset_request_counts(self):
         self._request("POST", self.mimic_url + "/testcloud/requests/reset", {})

@@ -17,17 +17,28 @@ pointing cloudFiles at the real Swift.  Extra, test-only endpoints live under
     POST /testcloud/requests/reset
     GET  /testcloud/limits               paging and compute rate limit, 413 count
     POST /testcloud/limits               {"page_size", "post_limit", "window"}
+    GET  /testcloud/requests/log?since=N request log: seq, t (time.time() when
+                                         the request arrived), method, path,
+                                         query, service, status (once answered)
+    POST /testcloud/faults               {"match": regex on "METHOD /path?query",
+                                         "status", "count", "headers", "body"}:
+                                         the next `count` matching requests get
+                                         that answer instead of reaching Mimic
+    DELETE /testcloud/faults             drop every pending fault
 
 Every request under /mimicking/ and /cloudNetworks/ needs a Mimic-issued
 X-Auth-Token (401 otherwise), like the real services.  POST
-/identity/v2.0/tokens with the configured username and a wrong apiKey is 401.
+/identity/v2.0/tokens with the configured username and a wrong apiKey (or,
+with --password, a wrong password) is 401.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
+import time
 import uuid
 
 from twisted.internet import reactor
@@ -50,20 +61,23 @@ REGION = "ORD"
 class FixedUrlService:
     """A catalog entry whose URL is given (``{tenant}`` is substituted)."""
 
-    def __init__(self, name, type_, url_template):
+    def __init__(self, name, type_, url_template, internal_template=None):
         self.uuid_key = str(uuid.uuid4())
         self.name_key = name
         self.type_key = type_
         self.url_template = url_template
+        self.internal_template = internal_template
 
     def list_templates(self):
         return []
 
     def catalog_entries(self, tenant_id):
         url = self.url_template.format(tenant=tenant_id)
+        internal = (self.internal_template or self.url_template).format(
+            tenant=tenant_id)
         return [Entry(tenant_id, self.type_key, self.name_key, [
             Endpoint(tenant_id, REGION, self.uuid_key, external=True,
-                     complete_url=url, internal_url=url)])]
+                     complete_url=url, internal_url=internal)])]
 
     def uri_for_service(self, region, service_id):
         return self.url_template
@@ -80,16 +94,51 @@ class HiddenNovaControlApi(NovaControlApi):
 class TestCloudRoot(Resource):
     isLeaf = True
 
+    LOG_LIMIT = 50000
+
     def __init__(self, core, mimic_resource, extra_resource, username,
-                 api_key):
+                 api_key, password=None):
         super().__init__()
         self.core = core
         self.mimic = mimic_resource
         self.extra = extra_resource
         self.username = username
         self.api_key = api_key
+        self.password = password
         self.counts = {}
         self.service_names = {}
+        self.log = []
+        self.seq = 0
+        self.faults = []
+
+    def _record(self, request, path, service):
+        self.seq += 1
+        entry = {"seq": self.seq, "t": time.time(),
+                 "method": request.method.decode(), "path": path,
+                 "query": request.uri.decode("utf-8", "replace")
+                 .partition("?")[2], "service": service, "status": None}
+        self.log.append(entry)
+        del self.log[:-self.LOG_LIMIT]
+
+        def answered(_):
+            entry["status"] = request.code
+        request.notifyFinish().addBoth(answered)
+
+    def _fault(self, request):
+        """The first pending fault matching this request, used up by one."""
+        line = "%s %s" % (request.method.decode(),
+                          request.uri.decode("utf-8", "replace"))
+        for fault in self.faults:
+            if re.search(fault["match"], line):
+                fault["count"] -= 1
+                if fault["count"] <= 0:
+                    self.faults.remove(fault)
+                request.setResponseCode(fault["status"])
+                request.setHeader(b"content-type", b"application/json")
+                for k, v in (fault.get("headers") or {}).items():
+                    request.setHeader(k.encode(), str(v).encode())
+                return json.dumps(fault.get("body") or {}).encode()
+        return None
 
     def _service(self, path):
         parts = path.split("/")
@@ -128,6 +177,12 @@ class TestCloudRoot(Resource):
         if not path.startswith("/testcloud/"):
             svc = self._service(path)
             self.counts[svc] = self.counts.get(svc, 0) + 1
+            self._record(request, path, svc)
+            # An injected answer never reaches Mimic, like a failing
+            # load balancer's in front of the real service.
+            injected = self._fault(request)
+            if injected is not None:
+                return injected
         if path.startswith("/mimicking/") or path.startswith("/cloudNetworks/"):
             tok = (request.getHeader(b"x-auth-token") or b"").decode()
             if tok not in self.core.sessions._token_to_session:
@@ -147,18 +202,25 @@ class TestCloudRoot(Resource):
             body = request.content.read()
             request.content.seek(0)
             try:
-                cred = json.loads(body)["auth"].get(
-                    "RAX-KSKEY:apiKeyCredentials") or {}
+                auth = json.loads(body)["auth"]
+                cred = auth.get("RAX-KSKEY:apiKeyCredentials") or {}
+                pw = auth.get("passwordCredentials") or {}
             except (ValueError, KeyError, AttributeError, TypeError):
-                cred = {}
+                cred, pw = {}, {}
             if cred.get("username") == self.username and \
                     cred.get("apiKey") != self.api_key:
                 return self._deny(request, 401, "Username or api key is "
                                   "invalid.")
+            if self.password is not None and \
+                    pw.get("username") == self.username and \
+                    pw.get("password") != self.password:
+                return self._deny(request, 401, "Username or password is "
+                                  "invalid.")
         return target.render(request)
 
 
-def build(port_holder, swift_url, username, api_key):
+def build(port_holder, swift_url, username, api_key, password=None,
+          swift_internal_url=None):
     mimic_ext.apply()
     nova = NovaApi(regions=[REGION])
     control = HiddenNovaControlApi(nova_api=nova)
@@ -166,8 +228,11 @@ def build(port_holder, swift_url, username, api_key):
     def base():
         return "http://127.0.0.1:%d" % port_holder[0]
 
-    files = FixedUrlService("cloudFiles", "object-store",
-                            swift_url.rstrip("/") + "/v1/AUTH_{tenant}")
+    # ServiceNet: Rackspace's internal object-store URL is another host
+    # than the public one; here another Swift proxy port.
+    files = FixedUrlService(
+        "cloudFiles", "object-store", swift_url.rstrip("/") + "/v1/AUTH_{tenant}",
+        swift_internal_url and swift_internal_url.rstrip("/") + "/v1/AUTH_{tenant}")
     networks = FixedUrlService("cloudNetworks", "network", "")
     core = MimicCore(reactor, [nova, control, files, networks])
     root = MimicRoot(core, reactor)
@@ -224,8 +289,26 @@ def build(port_holder, swift_url, username, api_key):
         site_root.counts.clear()
         return json.dumps({})
 
+    @extra.route("/testcloud/requests/log", methods=["GET"])
+    def request_log(request):
+        since = int((request.args.get(b"since") or [b"0"])[0])
+        return json.dumps([e for e in site_root.log if e["seq"] > since])
+
+    @extra.route("/testcloud/faults", methods=["POST"])
+    def add_fault(request):
+        fault = json.loads(request.content.read())
+        fault.setdefault("count", 1)
+        re.compile(fault["match"])
+        site_root.faults.append(fault)
+        return json.dumps({"pending": len(site_root.faults)})
+
+    @extra.route("/testcloud/faults", methods=["DELETE"])
+    def clear_faults(request):
+        site_root.faults.clear()
+        return json.dumps({})
+
     site_root = TestCloudRoot(core, root.app.resource(), extra.resource(),
-                              username, api_key)
+                              username, api_key, password)
     return site_root, networks, base
 
 
@@ -241,11 +324,16 @@ def main(argv=None):
     ap.add_argument("--network-url", default=None,
                     help="Cloud Networks URL for the catalog (default: this "
                     "server's /cloudNetworks/ORD/v2.0), e.g. a fault proxy's")
+    ap.add_argument("--password", default=None,
+                    help="the user's password (passwordCredentials)")
+    ap.add_argument("--swift-internal-url", default=None,
+                    help="the internal (ServiceNet) object-store URL")
     args = ap.parse_args(argv)
 
     port_holder = [0]
     site_root, networks, base = build(port_holder, args.swift_url,
-                                      args.username, args.api_key)
+                                      args.username, args.api_key,
+                                      args.password, args.swift_internal_url)
     listening = reactor.listenTCP(args.port, get_site(site_root),
                                   interface="127.0.0.1")
     port_holder[0] = listening.getHost().port

@@ -41,7 +41,7 @@ def _build_rings_here(etc, ports):
         rb.get_ring().save(os.path.join(etc, "%s.ring.gz" % kind))
 
 
-def configure(root, mimic_url, proxy_port=None):
+def configure(root, mimic_url, proxy_port=None, internal_port=None):
     etc = os.path.join(root, "etc")
     devices = os.path.join(root, "devices")
     logs = os.path.join(root, "log")
@@ -50,6 +50,7 @@ def configure(root, mimic_url, proxy_port=None):
         os.makedirs(d, exist_ok=True)
     ports = {k: free_port() for k in SERVERS}
     ports["proxy"] = proxy_port or free_port()
+    ports["proxy-internal"] = internal_port or free_port()
     _write(os.path.join(etc, "swift.conf"), """
         [swift-hash]
         swift_hash_path_suffix = testcloud
@@ -84,14 +85,21 @@ def configure(root, mimic_url, proxy_port=None):
 
         [app:{kind}-server]
         use = egg:swift#{kind}
+        # No container updater runs: give the object server time to update
+        # the listing at once instead of queueing it (loaded 2-core CI).
+        container_update_timeout = 30
 
         [{kind}-replicator]
         [{kind}-updater]
         [{kind}-auditor]
         """.format(kind=kind))
-    _write(os.path.join(etc, "proxy-server.conf"),
-           common.format(port=ports["proxy"], etc=etc, devices=devices,
-                         name="proxy") + """
+    # Two proxies on one store: "proxy" is the public endpoint,
+    # "proxy-internal" the ServiceNet one, which (like Rackspace's Cloud
+    # Files) serves no /info (403), so clients fall back to SHA-1 temp URLs.
+    for proxy, expose_info in (("proxy", "true"), ("proxy-internal", "false")):
+        _write(os.path.join(etc, "%s-server.conf" % proxy),
+               common.format(port=ports[proxy], etc=etc, devices=devices,
+                             name=proxy) + """
         [pipeline:main]
         pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl mimicauth copy slo dlo proxy-logging proxy-server
 
@@ -99,6 +107,7 @@ def configure(root, mimic_url, proxy_port=None):
         use = egg:swift#proxy
         account_autocreate = true
         allow_account_management = true
+        expose_info = {expose_info}
 
         [filter:mimicauth]
         paste.filter_factory = tests.testcloud.swift_auth:filter_factory
@@ -130,20 +139,22 @@ def configure(root, mimic_url, proxy_port=None):
         use = egg:swift#slo
         [filter:dlo]
         use = egg:swift#dlo
-        """.format(mimic_url=mimic_url, logs=logs))
+            """.format(mimic_url=mimic_url, logs=logs,
+                       expose_info=expose_info))
     return etc, ports
 
 
-def start(root, mimic_url, proxy_port=None):
-    """Start the four servers; returns (processes, proxy_url)."""
-    etc, ports = configure(root, mimic_url, proxy_port)
+def start(root, mimic_url, proxy_port=None, internal_port=None):
+    """Start the servers (account, container, object, the public and the
+    internal proxy); returns (processes, ports, proxy_url)."""
+    etc, ports = configure(root, mimic_url, proxy_port, internal_port)
     env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep +
                os.environ.get("PYTHONPATH", ""))
     procs = []
-    for kind in SERVERS + ("proxy",):
+    for kind in SERVERS + ("proxy", "proxy-internal"):
         log = open(os.path.join(root, "log", "%s.log" % kind), "ab")
         code = "import sys; from swift.%s.server import main; " \
-            "sys.exit(main())" % {"object": "obj"}.get(kind, kind)
+            "sys.exit(main())" % {"object": "obj", "proxy-internal": "proxy"}.get(kind, kind)
         procs.append(subprocess.Popen(
             [sys.executable, "-c", code,
              os.path.join(etc, "%s-server.conf" % kind)],
