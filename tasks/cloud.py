@@ -113,7 +113,7 @@ class Cloud:
             except ks_exc.EndpointNotFound:
                 continue
             if url:
-                return url.rstrip("/")
+                return versioned(service, url.rstrip("/"))
         regions = sorted({e.get("region") for svc in catalog.catalog if svc.get("type") == service_type
                           for e in svc.get("endpoints", []) if e.get("region")})
         raise CloudError(
@@ -127,6 +127,14 @@ class Cloud:
             self.session, endpoint_override=self.endpoint(service, interface),
             status_code_retries=RETRIES, retriable_status_codes=RETRY_STATUSES,
             connect_retries=CONNECT_RETRIES)
+
+
+def versioned(service, url):
+    """Keystone catalogs list Neutron without its API version (Rackspace's
+    Cloud Networks with it): the network client's paths need /v2.0."""
+    if service == "network" and not url.endswith("/v2.0"):
+        return url + "/v2.0"
+    return url
 
 
 def describe(exc):

@@ -73,7 +73,7 @@ class CreateRequest:
     image_id: str
     flavor_id: str
     key_name: str
-    network_ids: tuple        # in NIC order: eth0, eth1, eth2
+    nics: tuple               # Nova's networks, in NIC order ({"net-id": ...} or {"port-id": ...})
     metadata: dict
     user_data: bytes          # raw (maybe gzipped) bytes; base64 is added on the wire
 
@@ -101,6 +101,7 @@ class CloudServers:
             connect_retries=0, **common)
         self._images = None
         self._flavors = None
+        self._flavor_details = None
 
     # -- errors ------------------------------------------------------------
     def _fail(self, what, exc):
@@ -137,6 +138,12 @@ class CloudServers:
         if self._flavors is None:
             self._flavors = self._pages("listing flavors", "/flavors", "flavors")
         return _resolve(setting, ref, self._flavors, "flavor", self.cloud.region or "any region")
+
+    def flavor_details(self):
+        """Every flavor with its size (vcpus, ram, disk)."""
+        if self._flavor_details is None:
+            self._flavor_details = self._pages("listing flavors", "/flavors/detail", "flavors")
+        return self._flavor_details
 
     # -- keypairs ------------------------------------------------------------
     def keypair(self, name):
@@ -221,7 +228,7 @@ class CloudServers:
                 created = self.nova_create.servers.create(
                     request.name, image=request.image_id, flavor=request.flavor_id, meta=request.metadata,
                     userdata=request.user_data, key_name=request.key_name, config_drive=True,
-                    nics=[{"net-id": net} for net in request.network_ids])
+                    nics=[dict(nic) for nic in request.nics])
                 return created.id
             except (nova_exc.ClientException, ks_exc.ClientException) as exc:
                 if not _ambiguous(exc):

@@ -1,14 +1,15 @@
 """inv master: boot INSTANCE_PREFIX-master (or reuse it) and wait only for its
-ServiceNet address, which the nodes' user data needs (config drives fill
-no $private_ipv4). Nova reports the address while the server is still in
-BUILD, so the nodes can boot in parallel with the master; `inv nodes` (and
+cluster address, which the nodes' user data needs (config drives fill
+no $private_ipv4). On the legacy cloud Nova reports the ServiceNet address
+while the server is still in BUILD; on OpenStack its port, made before
+the server, holds it. Either way the nodes boot in parallel with the master; `inv nodes` (and
 `inv up`) then wait for the whole cluster to be ACTIVE."""
 
 import time
 
 from invoke import task
 
-from . import bootdata, nodes, progress, servers, settings
+from . import bootdata, kinds, nodes, progress, servers, settings
 from .cloud import Cloud
 from .errors import CloudError
 
@@ -20,21 +21,33 @@ def ensure(s, cloud, release, target):
     from .cloudservers import for_cloud
 
     nova = for_cloud(cloud)
+    kind = kinds.of(cloud)
     plan = servers.plan(s, "master", nova.list_servers(s.INSTANCE_PREFIX))
     nodes.check_plan(plan)
     if plan.reuse:
         nodes.delete_failed(nova, plan)   # duplicates only
         want, master = plan.reuse[0]
         progress.info(f"{master.name} exists ({master.id}, {master.status}); reusing it")
-        if master.servicenet_ip:
+        master = kind.reach(s, cloud, [master])[0]
+        if master.cluster_ip:
             return master
     else:
         want = plan.create[0]
-        # Built (image, flavor, user data) before an ERROR master is deleted.
-        request = nodes.create_request(s, nova, target, want, bootdata.user_data(s, "master", 0, release, None))
+        # Built (port, image, flavor, user data) before an ERROR master is deleted.
+        attach = kind.attach(s, cloud, target, want)
+        request = nodes.create_request(
+            s, nova, target, want, bootdata.user_data(s, "master", 0, release, None, attach, kind.NAME), attach)
         replaced = nodes.delete_failed(nova, plan)
         server_id = nova.create_server(s, request, ignore_ids=replaced)
-        progress.info(f"created {want.name} ({server_id})")
+        progress.info(f"created {want.name} ({server_id})"
+                      + (f", {attach.cluster_ip}" if attach.cluster_ip else "")
+                      + (f", floating IP {attach.public_ip}" if attach.public_ip else ""))
+        if attach.cluster_ip:
+            # Its port made the address known: the nodes need not wait for Nova.
+            return servers.Server(id=server_id, name=want.name, status="BUILD",
+                                  metadata=servers.metadata(s, want),
+                                  reach=kinds.Reach(address=attach.public_ip or "", cluster_ip=attach.cluster_ip,
+                                                    public_ip=attach.public_ip or ""))
     return wait_for_address(s, nova, want.name)
 
 
@@ -48,8 +61,8 @@ def wait_for_address(s, nova, name):
                 master = state.servers.get(name)
                 if state.failed:
                     raise CloudError(servers.failed_message(state.failed) + " (the next run deletes and recreates it)")
-                if master is not None and master.servicenet_ip:
-                    wait.update(f"{master.servicenet_ip} ({master.status})")
+                if master is not None and master.cluster_ip:
+                    wait.update(f"{master.cluster_ip} ({master.status})")
                     return master
                 wait.update(master.status if master else "not listed yet")
             if wait.expired:
@@ -65,4 +78,4 @@ def master(c):
     cloud = Cloud(s)
     target = nodes.prepare(s, cloud)
     srv = ensure(s, cloud, bootdata.lazy_release(s, cloud), target)
-    print(f"{srv.name}\t{srv.status}\t{srv.public_ip or ''}\t{srv.servicenet_ip}")
+    print(f"{srv.name}\t{srv.status}\t{srv.public_ip or ''}\t{srv.cluster_ip}")

@@ -105,6 +105,11 @@ def _ip(raw):
         raise ValueError(f"must be an IPv4 address, got {raw!r}") from None
 
 
+def _ips(raw):
+    """Comma-separated IPv4 addresses (may be empty)."""
+    return tuple(_ip(part.strip()) for part in raw.split(",") if part.strip())
+
+
 def _path(raw):
     return Path(os.path.expandvars(raw)).expanduser() if raw else None
 
@@ -215,6 +220,11 @@ SPECS = {
     "OS_PASSWORD": Spec(_str, secret=True),
     "OS_REGION_NAME": Spec(_str),
     "OS_TENANT_NAME": Spec(_str),
+    "EXTERNAL_NETWORK": Spec(_label),
+    "DNS_NAMESERVERS": Spec(_ips),
+    "ADMIN_CIDR": Spec(_cidr),
+    "NODE_FLOATING_IPS": Spec(_bool),
+    "POD_NETWORK_BACKEND": Spec(_choice("host-gw", "vxlan")),
     "CLOUD_KIND": Spec(_kind),
     "OS_CLOUD": Spec(_str),
     "OS_PROJECT_NAME": Spec(_str),

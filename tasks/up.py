@@ -12,7 +12,7 @@ from invoke import task
 
 from . import kubeconfig as kubeconfigs
 from . import master as master_stage
-from . import bootdata, lazy, names, nodes, progress, release, servers, settings, upload
+from . import bootdata, kinds, lazy, names, nodes, progress, release, servers, settings, upload
 from .cloud import Cloud
 from .errors import UserError
 
@@ -64,8 +64,9 @@ def up(c, no_checks=False, kubeconfig=None):
     # fail meanwhile, the lazy release stops them with find_tarball's line.
     rel = upload.publish(s, cloud) if tarball else bootdata.lazy_release(s, cloud)
     master = master_stage.ensure(s, cloud, rel, target)
-    booting = nodes.ensure(s, cloud, rel, target, master.servicenet_ip)
+    booting = nodes.ensure(s, cloud, rel, target, master.cluster_ip)
     ready = nodes.wait_active(s, cloud, [master.name] + booting.names, booting.failures)
+    ready = {srv.name: srv for srv in kinds.of(cloud).reach(s, cloud, ready.values())}
     master = ready.get(master.name, master)
     if no_checks:
         for t in ordered(s, ready.values()):

@@ -79,6 +79,9 @@ class ClusterFacts:
     master_ip       the master's ServiceNet IPv4 (nodes only: from Nova's
                     addresses of the master, network 'private')
     node_index      1..NUM_NODES (nodes only)
+    net             the cloud kind's network facts (public address known
+                    before boot, the shell function that finds the cluster
+                    address, flannel's backend)
     """
 
     kube_version: str
@@ -91,6 +94,9 @@ class ClusterFacts:
     discovery_hash: str
     master_ip: str = None
     node_index: int = 0
+    # The cloud kind's template facts (kind_*.template_facts): the `net`
+    # namespace of the templates; None: the legacy cloud's.
+    net: dict = field(default=None, compare=False)
 
     @classmethod
     def from_pki(cls, material, **kwargs):
@@ -188,7 +194,14 @@ def context(role, s, facts):
         "image_repository": IMAGE_REPOSITORY,
         "cni": CNI_PLUGINS,
         "flannel": SimpleNamespace(**vars(FLANNEL), iface_regex=ip_regex(s.NOVA_NETWORK)),
+        "net": SimpleNamespace(**(facts.net or _legacy_net(s, role))),
     }
+
+
+def _legacy_net(s, role):
+    from . import kind_legacy
+
+    return kind_legacy.template_facts(s, role)
 
 
 def render(role, s, facts):

@@ -208,3 +208,14 @@ def test_inv_config_shows_credential_sources_masked(clouds_files, tmp_path):
     assert rows["password"][1:] == ["****", "secure.yaml", str(secure), "(flex-dfw3)"]
     assert rows["username"][1:] == ["alice", "clouds.yaml", str(clouds), "(flex-dfw3)"]
     assert rows["user_domain_name"][1:] == ["rackspace_cloud_domain", "default", "for", "Rackspace", "Flex"]
+
+
+@pytest.mark.parametrize("service,url,expected", [
+    ("network", "https://dfw3.neutron.example:9696", "https://dfw3.neutron.example:9696/v2.0"),
+    ("network", "https://ord.networks.api.rackspacecloud.com/v2.0", "https://ord.networks.api.rackspacecloud.com/v2.0"),
+    ("compute", "https://nova.example/v2.1/abc", "https://nova.example/v2.1/abc"),
+])
+def test_catalog_network_endpoint_gets_its_api_version(service, url, expected):
+    from tasks import cloud
+
+    assert cloud.versioned(service, url) == expected
