@@ -170,11 +170,20 @@ class CloudNetworks:
     def add_router_interface(self, router_id, subnet_id):
         """Plug the subnet into the router; True when added, False when it
         was already (Neutron answers 400 for a subnet already on it)."""
-        for port in self._list("port", f"listing ports of router {router_id}", device_id=router_id):
-            if any(ip.get("subnet_id") == subnet_id for ip in port.get("fixed_ips") or []):
-                return False
-        self._call(f"adding subnet {subnet_id} to router {router_id}", self.api, "PUT",
-                   f"/routers/{router_id}/add_router_interface", json={"subnet_id": subnet_id})
+        def plugged():
+            return any(ip.get("subnet_id") == subnet_id
+                       for port in self._list("port", f"listing ports of router {router_id}", device_id=router_id)
+                       for ip in port.get("fixed_ips") or [])
+
+        if plugged():
+            return False
+        try:
+            self.api.put(f"/routers/{router_id}/add_router_interface", json={"subnet_id": subnet_id})
+        except ks_exc.HttpError as exc:
+            # A retried PUT whose first try went through is refused (400):
+            # what counts is whether the subnet is on the router now.
+            if not plugged():
+                cloudmod.fail(exc, f"adding subnet {subnet_id} to router {router_id}")
         return True
 
     def remove_router_interface(self, router_id, subnet_id):
@@ -217,7 +226,14 @@ class CloudNetworks:
         except (ks_exc.HttpError, ks_exc.ConnectionError) as exc:
             if isinstance(exc, ks_exc.HttpError) and not _ambiguous(exc):
                 cloudmod.fail(exc, f"adding a rule to security group {group_id}")
-            raise CloudError(f"adding a rule to security group {group_id}: {exc}; re-run") from None
+            # Outcome unknown: a second POST of the same rule answers 409
+            # if the first one was made, which counts as made.
+            try:
+                return self.api_create.post("/security-group-rules", json=body).json()["security_group_rule"]
+            except ks_exc.Conflict:
+                return None
+            except (ks_exc.HttpError, ks_exc.ConnectionError) as again:
+                raise CloudError(f"adding a rule to security group {group_id}: {again}; re-run") from None
 
     def delete_security_group(self, group_id):
         return self._delete("security-group", group_id)
