@@ -20,6 +20,7 @@ ks_adapter = lazy.module("keystoneauth1.adapter")
 ks_exc = lazy.module("keystoneauth1.exceptions")
 
 LOOKUP_DELAY = 2.0
+CREATE_ATTEMPTS = 4
 
 
 class InUse(CloudError):
@@ -87,18 +88,21 @@ class CloudNetworks:
 
     def _create(self, what, path, body, key, find, sleep=time.sleep):
         """POST a create; a 5xx or timeout (outcome unknown) is followed by
-        find() -> the resource if it was made after all."""
-        try:
-            return self.api_create.post(path, json=body).json()[key]
-        except (ks_exc.HttpError, ks_exc.ConnectionError) as exc:
-            if isinstance(exc, ks_exc.HttpError) and not _ambiguous(exc):
-                cloudmod.fail(exc, what)
-            sleep(LOOKUP_DELAY)
+        find() -> the resource if it was made after all, and only then by
+        another POST, CREATE_ATTEMPTS times in all."""
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                return self.api_create.post(path, json=body).json()[key]
+            except (ks_exc.HttpError, ks_exc.ConnectionError) as exc:
+                if isinstance(exc, ks_exc.HttpError) and not _ambiguous(exc):
+                    cloudmod.fail(exc, what)
+                last = exc
+            sleep(LOOKUP_DELAY * (attempt + 1))
             found = find()
             if found:
                 return found
-            reason = cloudmod.describe(exc) if isinstance(exc, ks_exc.HttpError) else str(exc)
-            raise CloudError(f"{what}: {reason}; nothing appeared, re-run") from None
+        reason = cloudmod.describe(last) if isinstance(last, ks_exc.HttpError) else str(last)
+        raise CloudError(f"{what}: {reason}; nothing appeared after {CREATE_ATTEMPTS} attempts, re-run") from None
 
     def create_network(self, name, tags=()):
         def find():
