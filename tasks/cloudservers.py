@@ -23,7 +23,7 @@ from novaclient import exceptions as nova_exc
 from . import cloud as cloudmod
 from . import names
 from .errors import CloudError, ConfigError
-from .servers import GONE, Server
+from .servers import FLAVOR_SETTINGS, GONE, Server, flavor_problem
 
 PUBLICNET = "00000000-0000-0000-0000-000000000000"
 SERVICENET = "11111111-1111-1111-1111-111111111111"
@@ -101,7 +101,6 @@ class CloudServers:
             connect_retries=0, **common)
         self._images = None
         self._flavors = None
-        self._flavor_details = None
 
     # -- errors ------------------------------------------------------------
     def _fail(self, what, exc):
@@ -133,17 +132,24 @@ class CloudServers:
             self._images = self._pages("listing images", "/images/detail", "images")
         return _resolve("KUBE_IMAGE", ref, self._images, "image", self.cloud.region or "any region")
 
-    def flavor_id(self, setting, ref):
-        """KUBE_MASTER_FLAVOR / KUBE_NODE_FLAVOR as an ID or a name."""
+    def flavor_id(self, role, ref):
+        """KUBE_MASTER_FLAVOR / KUBE_NODE_FLAVOR (by `role`) as an ID or a
+        name; ConfigError when it is below the role's minimum size."""
         if self._flavors is None:
-            self._flavors = self._pages("listing flavors", "/flavors", "flavors")
-        return _resolve(setting, ref, self._flavors, "flavor", self.cloud.region or "any region")
+            # /detail: the plain list has no vcpus or ram.
+            self._flavors = self._pages("listing flavors", "/flavors/detail", "flavors")
+        flavor_id = _resolve(FLAVOR_SETTINGS[role], ref, self._flavors, "flavor", self.cloud.region or "any region")
+        flavor = next(f for f in self._flavors if f.get("id") == flavor_id)
+        problem = flavor_problem(role, flavor, self._flavors)
+        if problem:
+            raise ConfigError(problem)
+        return flavor_id
 
     def flavor_details(self):
         """Every flavor with its size (vcpus, ram, disk)."""
-        if self._flavor_details is None:
-            self._flavor_details = self._pages("listing flavors", "/flavors/detail", "flavors")
-        return self._flavor_details
+        if self._flavors is None:
+            self._flavors = self._pages("listing flavors", "/flavors/detail", "flavors")
+        return self._flavors
 
     # -- keypairs ------------------------------------------------------------
     def keypair(self, name):

@@ -49,8 +49,6 @@ FIELDS = (
     ("application_credential_secret", "OS_APPLICATION_CREDENTIAL_SECRET", True),
 )
 SECRET_FIELDS = frozenset(name for name, _, secret in FIELDS if secret) | {"api_key"}
-# Top-level keys of a clouds.yaml entry that we use besides `auth`.
-ENTRY_KEYS = (("region_name", "OS_REGION_NAME"), ("interface", "OS_INTERFACE"))
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ def template_facts(s, role, attach=None):
         "kind": NAME,
         # Found at boot: the address on PublicNet (eth0).
         "public_ip": None,
+        "public_address_fn": "kr_public_address",
         "cluster_address_fn": "kr_servicenet_address",
         "cluster_network_name": "ServiceNet",
         "flannel_backend": "host-gw",

@@ -145,6 +145,9 @@ def template_facts(s, role, attach=None):
         "kind": NAME,
         # Known before boot: the floating IP (the master's; a node's with NODE_FLOATING_IPS).
         "public_ip": attach.public_ip if attach is not None else None,
+        # No floating IP: no public address at all; the one it is known by
+        # is its address on the cluster network (there is no PublicNet).
+        "public_address_fn": "kr_cloud_network_address",
         "cluster_address_fn": "kr_cloud_network_address",
         "cluster_network_name": "the cluster network",
         "flannel_backend": s.POD_NETWORK_BACKEND,

@@ -25,10 +25,9 @@ def create_request(s, nova, target, want, user_data, attach):
     are the cloud kind's (kinds.Attach)."""
     from .cloudservers import CreateRequest
 
-    flavor_setting = "KUBE_MASTER_FLAVOR" if want.role == "master" else "KUBE_NODE_FLAVOR"
     return CreateRequest(
         name=want.name, image_id=nova.image_id(s.KUBE_IMAGE),
-        flavor_id=nova.flavor_id(flavor_setting, target.flavor(s, want.role)), key_name=target.key_name,
+        flavor_id=nova.flavor_id(want.role, target.flavor(s, want.role)), key_name=target.key_name,
         nics=attach.nics, metadata=servers.metadata(s, want), user_data=user_data)
 
 
@@ -74,7 +73,7 @@ def ensure(s, cloud, release, target, master_ip):
     # Everything that can fail on a setting before anything is deleted or
     # created, once, not once per thread: image, flavor, the shared facts.
     nova.image_id(s.KUBE_IMAGE)
-    nova.flavor_id("KUBE_NODE_FLAVOR", target.flavor(s, "node"))
+    nova.flavor_id("node", target.flavor(s, "node"))
     boot = bootdata.BootData(s, release, kinds.of(cloud).NAME)
     boot.base_facts()
     replaced = delete_failed(nova, plan)

@@ -163,6 +163,36 @@ def plan(s, role, existing):
     return result
 
 
+def _size(flavor):
+    return f"{flavor.get('vcpus')} vCPU, {flavor.get('ram')} MiB"
+
+
+def _fits(flavor, minimum):
+    cpus, ram = minimum
+    try:
+        return int(flavor.get("vcpus") or 0) >= cpus and int(flavor.get("ram") or 0) >= ram
+    except (TypeError, ValueError):
+        return False
+
+
+def flavor_problem(role, flavor, flavors):
+    """None when `flavor` (a Nova flavor dict with vcpus and ram) is big
+    enough for a server of `role`, else one line naming the setting, the
+    flavor, its size, the minimum and the smallest listed flavor that fits."""
+    cpus, ram = minimum = FLAVOR_MINIMUMS[role]
+    if _fits(flavor, minimum):
+        return None
+    family = str(flavor.get("id", "")).split("-")[0]
+    fitting = sorted((f for f in flavors if _fits(f, minimum)),
+                     key=lambda f: (int(f["ram"]), int(f["vcpus"]), str(f.get("id", "")).split("-")[0] != family,
+                                    str(f.get("id", ""))))
+    hint = f"the smallest that fits is {fitting[0]['id']} ({fitting[0].get('name')}, {_size(fitting[0])})" \
+        if fitting else "no listed flavor is that large"
+    why = "kubeadm init's preflight needs" if role == "master" else "a node needs"
+    return (f"{FLAVOR_SETTINGS[role]}={flavor.get('id')} ({flavor.get('name')}) has {_size(flavor)}; "
+            f"{why} at least {cpus} vCPU and {ram} MiB: {hint}")
+
+
 def conflict_message(conflicts):
     listed = ", ".join(f"{srv.name} (id {srv.id})" for srv in conflicts)
     return (f"server name taken by a server this cluster did not create: {listed}; "
