@@ -394,6 +394,13 @@ class OSBed:
                                "see %s" % (name, p.returncode, os.path.join(
                                    self.workdir, "log", "prep-%s.log" % name)))
         del self._procs["prep-" + name]
+        # WAL: readers never wait for the writer (a property of the file,
+        # set before the service opens it).
+        for db in {"nova": ("nova_api", "nova", "nova_cell0")}.get(
+                name, (name,)):
+            with sqlite3.connect(os.path.join(self.workdir, "db", db + ".db"),
+                                 timeout=60) as c:
+                c.execute("pragma journal_mode=wal")
 
     def _start_swift(self):
         procs, self._swift_ports, _ = swift.start(
@@ -552,7 +559,7 @@ class OSBed:
         """nova-scheduler has mapped the fake compute host to cell1 (the
         discover_hosts_in_cells_interval pass): servers can be scheduled."""
         db = os.path.join(self.workdir, "db", "nova_api.db")
-        with sqlite3.connect(db, timeout=5) as c:
+        with sqlite3.connect(db, timeout=60) as c:
             return c.execute("select count(*) from host_mappings").fetchone(
             )[0] > 0
 

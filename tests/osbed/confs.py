@@ -25,7 +25,9 @@ class Layout:
         return os.path.join(self.root, *parts)
 
     def sqlite(self, name):
-        return "sqlite:///" + self.path("db", name + ".db")
+        # Several processes share a file (nova's api, conductor, scheduler,
+        # compute): wait for locks instead of failing after SQLite's 5 s.
+        return "sqlite:///%s?timeout=60" % self.path("db", name + ".db")
 
     @property
     def identity(self):
