@@ -58,8 +58,6 @@ def _rule_key(rule, group_id):
         value = rule.get(k)
         if k == "remote_group_id" and value == SELF:
             value = group_id
-        if k == "remote_ip_prefix" and value in ("0.0.0.0/0",) and rule.get("remote_group_id") is None:
-            value = "0.0.0.0/0"
         key.append(None if value in ("", None) else str(value))
     return tuple(key)
 
@@ -211,6 +209,10 @@ def flavor_choice(s, cloud):
     from .cloudservers import for_cloud
     from .servers import FLAVOR_MINIMUMS, FLAVOR_SETTINGS, smallest_flavor
 
+    # Once per run (up's preflight and prepare both ask): one line each.
+    known = getattr(cloud, "_kube_flavor_choice", None)
+    if known is not None:
+        return known
     picked = []
     for role, setting in FLAVOR_SETTINGS.items():
         if s.source(setting) != "default":
@@ -223,7 +225,8 @@ def flavor_choice(s, cloud):
         progress.info(f"{role} flavor: {flavor.get('name')} ({flavor.get('vcpus')} vCPU, {flavor.get('ram')} MiB), "
                       f"the smallest that fits ({setting} to choose another)")
         picked.append((role, flavor["id"]))
-    return tuple(picked)
+    cloud._kube_flavor_choice = tuple(picked)
+    return cloud._kube_flavor_choice
 
 
 def attach(s, cloud, target, want):

@@ -25,7 +25,7 @@ Each kind is a module with the same names (kind_legacy, kind_openstack):
 Stages call `kinds.of(cloud)` and these; they never test the kind.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,6 @@ class Reach:
     cluster_ip: str = ""
     gateway: str = ""
     public_ip: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def named(name):

@@ -33,8 +33,9 @@ def preflight(s, cloud):
     creating = [role for role in ("master", "node") if servers.plan(s, role, listed).create]
     if creating:
         nova.image_id(s.KUBE_IMAGE)
+    chosen = dict(kinds.of(cloud).flavor_choice(s, cloud)) if creating else {}
     for role in creating:
-        nova.flavor_id(role, s[servers.FLAVOR_SETTINGS[role]])
+        nova.flavor_id(role, chosen.get(role) or s[servers.FLAVOR_SETTINGS[role]])
     try:
         release.find_tarball(s)
         return True
