@@ -36,8 +36,9 @@ class BootData:
     (release, cluster key, PKI) are gathered once, at the first server that
     needs them; thread-safe, so node creates can render in parallel."""
 
-    def __init__(self, s, release):
+    def __init__(self, s, release, kind="legacy"):
         self.s = s
+        self.kind = kind
         self._release = release
         self._lock = threading.Lock()
         self._base = None
@@ -68,20 +69,25 @@ class BootData:
             self._base = dataclasses.replace(base, bootstrap_token=record.token,
                                              bootstrap_token_expires=record.expires_text)
 
-    def facts(self, role, index, master_ip):
-        if role == "node":
-            return dataclasses.replace(self.base_facts(), master_ip=master_ip, node_index=index)
-        return self.base_facts()
+    def facts(self, role, index, master_ip, attach=None):
+        """`attach` (kinds.Attach) carries what the cloud kind knows before
+        boot: the template facts come from the kind, never from a test of it."""
+        from . import kinds
 
-    def user_data(self, role, index, master_ip):
+        net = kinds.named(self.kind).template_facts(self.s, role, attach)
+        if role == "node":
+            return dataclasses.replace(self.base_facts(), master_ip=master_ip, node_index=index, net=net)
+        return dataclasses.replace(self.base_facts(), net=net)
+
+    def user_data(self, role, index, master_ip, attach=None):
         """Bytes for Nova's user_data, gzipped when large (cloudservers adds
         the base64 and checks the 64 KiB limit again)."""
         from . import userdata
 
-        text = userdata.render(role, self.s, self.facts(role, index, master_ip))
+        text = userdata.render(role, self.s, self.facts(role, index, master_ip, attach))
         return userdata.encode(text, names.master_name(self.s) if role == "master" else names.node_name(self.s, index))
 
 
-def user_data(s, role, index, release, master_ip):
+def user_data(s, role, index, release, master_ip, attach=None, kind="legacy"):
     """One server's user data (BootData for many)."""
-    return BootData(s, release).user_data(role, index, master_ip)
+    return BootData(s, release, kind).user_data(role, index, master_ip, attach)

@@ -347,9 +347,14 @@ def info_url(storage_url):
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, root.rstrip("/") + "/info", "", ""))
 
 
+class NoTempURL(CloudError):
+    """The object storage says (in /info) that it has no temp URLs."""
+
+
 def temp_url_digest(conn, storage_url):
     """The strongest digest /info allows; sha1 when there is no /info
-    (Rackspace Cloud Files) or it predates allowed_digests."""
+    (Rackspace Cloud Files) or it predates allowed_digests. NoTempURL when
+    /info lists no tempurl."""
     try:
         info = call(conn.get_capabilities, info_url(storage_url))
     except (ClientException, requests.RequestException, OSError, ValueError):
@@ -357,7 +362,7 @@ def temp_url_digest(conn, storage_url):
     if not isinstance(info, dict):
         return "sha1"
     if "tempurl" not in info:
-        raise CloudError(f"the object storage at {storage_url} has no temp URL support (no tempurl in /info)")
+        raise NoTempURL(f"the object storage at {storage_url} has no temp URL support (no tempurl in /info)")
     allowed = (info.get("tempurl") or {}).get("allowed_digests") or ["sha1"]
     for digest in DIGEST_PREFERENCE:
         if digest in allowed:

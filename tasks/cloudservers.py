@@ -73,7 +73,7 @@ class CreateRequest:
     image_id: str
     flavor_id: str
     key_name: str
-    network_ids: tuple        # in NIC order: eth0, eth1, eth2
+    nics: tuple               # Nova's networks, in NIC order ({"net-id": ...} or {"port-id": ...})
     metadata: dict
     user_data: bytes          # raw (maybe gzipped) bytes; base64 is added on the wire
 
@@ -90,7 +90,7 @@ class CloudServers:
         self.cloud = cloud
         self.endpoint = cloud.endpoint("compute")
         common = dict(session=cloud.session, endpoint_override=self.endpoint,
-                      region_name=cloud.settings.OS_REGION_NAME)
+                      region_name=cloud.region or None)
         self.nova = nova_client.Client("2", **common)
         self._pacers = None
         self._pacers_lock = threading.Lock()
@@ -148,7 +148,7 @@ class CloudServers:
         """KUBE_IMAGE as an ID or a name."""
         if self._images is None:
             self._images = self._pages("listing images", "/images/detail", "images")
-        return _resolve("KUBE_IMAGE", ref, self._images, "image", self.cloud.settings.OS_REGION_NAME)
+        return _resolve("KUBE_IMAGE", ref, self._images, "image", self.cloud.region or "any region")
 
     def flavor_id(self, role, ref):
         """KUBE_MASTER_FLAVOR / KUBE_NODE_FLAVOR (by `role`) as an ID or a
@@ -156,12 +156,18 @@ class CloudServers:
         if self._flavors is None:
             # /detail: the plain list has no vcpus or ram.
             self._flavors = self._pages("listing flavors", "/flavors/detail", "flavors")
-        flavor_id = _resolve(FLAVOR_SETTINGS[role], ref, self._flavors, "flavor", self.cloud.settings.OS_REGION_NAME)
+        flavor_id = _resolve(FLAVOR_SETTINGS[role], ref, self._flavors, "flavor", self.cloud.region or "any region")
         flavor = next(f for f in self._flavors if f.get("id") == flavor_id)
         problem = flavor_problem(role, flavor, self._flavors)
         if problem:
             raise ConfigError(problem)
         return flavor_id
+
+    def flavor_details(self):
+        """Every flavor with its size (vcpus, ram, disk)."""
+        if self._flavors is None:
+            self._flavors = self._pages("listing flavors", "/flavors/detail", "flavors")
+        return self._flavors
 
     # -- keypairs ------------------------------------------------------------
     def keypair(self, name):
@@ -249,7 +255,7 @@ class CloudServers:
                 return self.nova.servers.create(
                     request.name, image=request.image_id, flavor=request.flavor_id, meta=request.metadata,
                     userdata=request.user_data, key_name=request.key_name, config_drive=True,
-                    nics=[{"net-id": net} for net in request.network_ids]).id
+                    nics=[dict(nic) for nic in request.nics]).id
             except (nova_exc.ClientException, ks_exc.ClientException) as exc:
                 if not _ambiguous(exc):
                     self._fail(what, exc)

@@ -11,9 +11,9 @@ import time
 
 from invoke import task
 
-from . import kubeconfig, lazy, lock, names, progress, servers, settings
+from . import kinds, kubeconfig, lazy, lock, names, progress, servers, settings
 from .cloud import Cloud
-from .cloudnetworks import CloudNetworks, InUse
+from .cloudnetworks import InUse
 from .errors import CloudError, UserError
 
 cloudfiles = lazy.module("tasks.cloudfiles")
@@ -83,10 +83,11 @@ def remove_network(s, api, network, our_server_ids, server_exists, timeout=NETWO
 
 
 def inventory(s, cloud):
-    """What `down` would remove: (servers, networks, keypair or None, release or None)."""
+    """What `down` would remove: (servers, network resources as lines,
+    keypair or None, release or None)."""
     nova = cloudservers.for_cloud(cloud)
     found = remote.find_cluster(s, cloud)
-    networks = CloudNetworks(cloud).networks(names.network_label(s))
+    networks = kinds.of(cloud).inventory(s, cloud)
     keypair = nova.keypair(names.keypair_name(s))
     stored = cloudfiles.describe_release(s, cloud)
     return found, networks, keypair, stored
@@ -96,8 +97,7 @@ def describe(s, found, networks, keypair, stored):
     parts = []
     if found:
         parts.append(f"{len(found)} server(s) ({', '.join(srv.name for srv in found)})")
-    if networks:
-        parts.append(f"Cloud Network {names.network_label(s)}")
+    parts += networks
     if keypair:
         parts.append(f"keypair {names.keypair_name(s)}")
     if stored:
@@ -131,9 +131,8 @@ def down(c, yes=False):
             nova.delete_server(srv)
         wait_gone(s, nova, found)
         removed += [f"server {srv.name} ({srv.id})" for srv in found]
-    api = CloudNetworks(cloud)
-    for network in networks:
-        removed += remove_network(s, api, network, {srv.id for srv in found}, nova.server_exists)
+    if networks:
+        removed += kinds.of(cloud).remove_network(s, cloud, {srv.id for srv in found}, nova.server_exists)
     if keypair and nova.delete_keypair(names.keypair_name(s)):
         removed.append(f"keypair {names.keypair_name(s)}")
     removed += cloudfiles.delete_release(s, cloud)

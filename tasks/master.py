@@ -1,18 +1,18 @@
 """inv master: boot INSTANCE_PREFIX-master (or reuse it) and wait only for its
-Cloud Network address (the one inside NOVA_NETWORK), which the nodes' user
-data needs: the API server advertises it and the nodes join it. Nova
-reports the address while the server is still in BUILD (it allocates the
-port before the server boots), so the nodes can boot in parallel with the
-master; `inv nodes` (and `inv up`) then wait for the whole cluster to be
-ACTIVE. No port is made beforehand: Nova's answer is enough, and a port of
-our own would be one more resource for `inv down` and a failed create to
-clean up."""
+cluster address (the one inside NOVA_NETWORK: on the legacy cloud the
+Cloud Network's, on OpenStack the cluster network's), which the nodes' user
+data needs: the API server advertises it and the nodes join it. On the
+legacy cloud Nova reports the address while the server is still in BUILD
+(it allocates the port before the server boots); on OpenStack its port,
+made before the server, holds it. Either way the nodes boot in parallel
+with the master; `inv nodes` (and `inv up`) then wait for the whole cluster
+to be ACTIVE."""
 
 import time
 
 from invoke import task
 
-from . import bootdata, lock, nodes, progress, servers, settings, tokens
+from . import bootdata, kinds, lock, nodes, progress, servers, settings, tokens
 from .cloud import Cloud
 from .errors import CloudError
 
@@ -24,6 +24,7 @@ def ensure(s, cloud, release, target):
     from .cloudservers import for_cloud
 
     nova = for_cloud(cloud)
+    kind = kinds.of(cloud)
     listed = nova.list_servers(s.INSTANCE_PREFIX)
     plan = servers.plan(s, "master", listed)
     nodes.check_plan(plan)
@@ -31,23 +32,39 @@ def ensure(s, cloud, release, target):
         nodes.delete_failed(nova, plan)   # duplicates only
         want, master = plan.reuse[0]
         progress.info(f"{master.name} exists ({master.id}, {master.status}); reusing it")
+        master = kind.reach(s, cloud, [master])[0]
         if cluster_ip(s, master):
             return master
     else:
         want = plan.create[0]
         # A token that expired before this master was made is replaced.
-        tokens.ensure_fresh(s, listed)
-        # Built (image, flavor, user data) before an ERROR master is deleted.
-        request = nodes.create_request(s, nova, target, want, bootdata.user_data(s, "master", 0, release, None))
+        # (Reached as the cloud kind says: on OpenStack through its floating IP.)
+        tokens.ensure_fresh(s, kind.reach(s, cloud, listed))
+        # Built (port, image, flavor, user data) before an ERROR master is deleted.
+        attach = kind.attach(s, cloud, target, want)
+        request = nodes.create_request(
+            s, nova, target, want, bootdata.user_data(s, "master", 0, release, None, attach, kind.NAME), attach)
         replaced = nodes.delete_failed(nova, plan)
         server_id = nova.create_server(s, request, ignore_ids=replaced)
-        progress.info(f"created {want.name} ({server_id})")
+        progress.info(f"created {want.name} ({server_id})"
+                      + (f", {attach.cluster_ip}" if attach.cluster_ip else "")
+                      + (f", floating IP {attach.public_ip}" if attach.public_ip else ""))
+        if attach.cluster_ip:
+            # Its port made the address known: the nodes need not wait for Nova.
+            return servers.Server(id=server_id, name=want.name, status="BUILD",
+                                  metadata=servers.metadata(s, want),
+                                  reach=kinds.Reach(address=attach.public_ip or "", cluster_ip=attach.cluster_ip,
+                                                    public_ip=attach.public_ip or ""))
     return wait_for_address(s, nova, want.name)
 
 
 def cluster_ip(s, srv):
-    """A server's address for cluster traffic: on the Cloud Network, found
-    by NOVA_NETWORK's CIDR (never by the network's label)."""
+    """A server's address for cluster traffic: the cloud kind's when it set
+    one (kinds.Reach), else the one Nova lists inside NOVA_NETWORK (the
+    Cloud Network on legacy, the cluster's subnet on OpenStack; never by
+    the network's label)."""
+    if srv.reach is not None and srv.reach.cluster_ip:
+        return srv.reach.cluster_ip
     return srv.ipv4_in(s.NOVA_NETWORK)
 
 

@@ -45,6 +45,24 @@ def subnet_name(s):
     return f"{network_label(s)}-subnet"
 
 
+def router_name(s):
+    return f"{s.INSTANCE_PREFIX}-router"
+
+
+def security_group_name(s):
+    return f"{s.INSTANCE_PREFIX}-cluster"
+
+
+def port_name(server_name):
+    return f"{server_name}-port"
+
+
+def neutron_tag(s):
+    """The Neutron tag on everything this cluster creates on OpenStack;
+    `down` removes only what carries it AND our name."""
+    return f"{META_CLUSTER}={s.INSTANCE_PREFIX}"
+
+
 def keypair_name(s):
     return f"{s.INSTANCE_PREFIX}-{s.SSH_KEY_NAME}"
 
@@ -58,7 +76,12 @@ def public_key_path(s):
 
 
 def container(s):
-    return s.CLOUDFILES_CONTAINER or f"kubernetes-releases-{s.OS_USERNAME}"
+    # An application credential (or clouds.yaml) leaves OS_USERNAME empty;
+    # the container is the project's then, and INSTANCE_PREFIX keeps apart
+    # the objects of its clusters.
+    if s.CLOUDFILES_CONTAINER:
+        return s.CLOUDFILES_CONTAINER
+    return f"kubernetes-releases-{s.OS_USERNAME}" if s.OS_USERNAME else "kubernetes-releases"
 
 
 def object_prefix(s):

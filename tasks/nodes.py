@@ -2,7 +2,7 @@
 until the whole cluster (master and nodes) is ACTIVE.
 
 Also the pieces `inv master` and `inv up` share: the resolved boot target
-(image, flavors, networks, keypair), the create request of one server, and
+(kinds.Target: networks, keypair), the create request of one server, and
 `wait_active`, which polls with ONE list request per poll for the whole
 cluster however many servers there are.
 """
@@ -14,33 +14,21 @@ from dataclasses import dataclass, field
 
 from invoke import task
 
-from . import bootdata, lock, names, progress, servers, settings, tokens
+from . import bootdata, kinds, lock, names, progress, servers, settings, tokens
 from .cloud import Cloud
 from .errors import CloudError, UserError
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where and how servers boot; resolved once per run."""
-    network_id: str       # the Cloud Network (eth2)
-    key_name: str
-
-    def network_ids(self):
-        from .cloudservers import PUBLICNET, SERVICENET
-
-        # NIC order is interface order: eth0 PublicNet, eth1 ServiceNet, eth2 ours.
-        return (PUBLICNET, SERVICENET, self.network_id)
-
-
-def create_request(s, nova, target, want, user_data):
+def create_request(s, nova, target, want, user_data, attach):
     """The full create request of one wanted server (pure but for the
-    image/flavor look-ups, which the CloudServers object caches)."""
+    image/flavor look-ups, which the CloudServers object caches); its NICs
+    are the cloud kind's (kinds.Attach)."""
     from .cloudservers import CreateRequest
 
     return CreateRequest(
         name=want.name, image_id=nova.image_id(s.KUBE_IMAGE),
-        flavor_id=nova.flavor_id(want.role, s[servers.FLAVOR_SETTINGS[want.role]]), key_name=target.key_name,
-        network_ids=target.network_ids(), metadata=servers.metadata(s, want), user_data=user_data)
+        flavor_id=nova.flavor_id(want.role, target.flavor(s, want.role)), key_name=target.key_name,
+        nics=attach.nics, metadata=servers.metadata(s, want), user_data=user_data)
 
 
 def delete_failed(nova, plan):
@@ -85,19 +73,23 @@ def ensure(s, cloud, release, target, master_ip, pruning=False):
     # Everything that can fail on a setting before anything is deleted or
     # created, once, not once per thread: image, flavor, the shared facts.
     nova.image_id(s.KUBE_IMAGE)
-    nova.flavor_id("node", s.KUBE_NODE_FLAVOR)
+    nova.flavor_id("node", target.flavor(s, "node"))
     # The new nodes join with a token the cluster knows for long enough.
-    tokens.ensure_fresh(s, listed)
-    boot = bootdata.BootData(s, release)
+    tokens.ensure_fresh(s, kinds.of(cloud).reach(s, cloud, listed))
+    boot = bootdata.BootData(s, release, kinds.of(cloud).NAME)
     boot.base_facts()
     replaced = delete_failed(nova, plan)
     lock = threading.Lock()
     progress.info(f"creating {len(plan.create)} node(s), {min(s.CREATE_CONCURRENCY, len(plan.create))} at a time")
 
+    kind = kinds.of(cloud)
+
     def create(want):
         # Rendered in the worker, so the first creates start at once.
-        request = create_request(s, nova, target, want, boot.user_data(want.role, want.index, master_ip))
         try:
+            attach = kind.attach(s, cloud, target, want)
+            request = create_request(s, nova, target, want,
+                                     boot.user_data(want.role, want.index, master_ip, attach), attach)
             server_id = nova.create_server(s, request, ignore_ids=replaced)
         except UserError as exc:
             with lock:
@@ -162,16 +154,16 @@ def list_servers_through_outages(nova, s, wait):
 
 
 def find_master(s, cloud):
-    """The existing master with its Cloud Network address, for `inv nodes` alone."""
+    """The existing master with its cluster address, for `inv nodes` alone."""
     from .cloudservers import for_cloud
 
     plan = servers.plan(s, "master", for_cloud(cloud).list_servers(s.INSTANCE_PREFIX))
     check_plan(plan)
     if not plan.reuse:
         raise UserError(f"no master {names.master_name(s)} (or it is in ERROR): run `inv master` first")
-    master = plan.reuse[0][1]
-    if not master.ipv4_in(s.NOVA_NETWORK):
-        raise UserError(f"{master.name} has no address in NOVA_NETWORK {s.NOVA_NETWORK} yet ({master.status}): "
+    master = kinds.of(cloud).reach(s, cloud, [plan.reuse[0][1]])[0]
+    if not master.cluster_ip:
+        raise UserError(f"{master.name} has no cluster address in NOVA_NETWORK {s.NOVA_NETWORK} yet ({master.status}): "
                         "run `inv master`, which waits for it")
     return master
 
@@ -238,10 +230,9 @@ def prune_surplus(s, cloud, master):
 
 
 def prepare(s, cloud):
-    """Network and keypair, as `inv master` and `inv nodes` need them alone."""
-    from . import keypair, network
-
-    return Target(network_id=network.ensure(s, cloud), key_name=keypair.ensure(s, cloud))
+    """The cluster's network and the keypair (kinds.Target), as the cloud
+    kind makes them; `inv master` and `inv nodes` need them alone too."""
+    return kinds.of(cloud).prepare(s, cloud)
 
 
 @task(help={"num_nodes": "number of nodes (NUM_NODES); raise it and re-run to add nodes",
@@ -253,10 +244,10 @@ def nodes(c, num_nodes=None, prune=False):
     cloud = Cloud(s)
     target = prepare(s, cloud)
     master = find_master(s, cloud)
-    booting = ensure(s, cloud, bootdata.lazy_release(s, cloud), target, master.ipv4_in(s.NOVA_NETWORK), pruning=prune)
+    booting = ensure(s, cloud, bootdata.lazy_release(s, cloud), target, master.cluster_ip, pruning=prune)
     ready = wait_active(s, cloud, [master.name] + booting.names, booting.failures)
     if prune:
-        for line in prune_surplus(s, cloud, ready[master.name]):
+        for line in prune_surplus(s, cloud, kinds.of(cloud).reach(s, cloud, [ready[master.name]])[0]):
             print(f"removed {line}")
-    for name, srv in ready.items():
-        print(f"{name}\t{srv.status}\t{srv.public_ip or ''}\t{srv.ipv4_in(s.NOVA_NETWORK) or ''}")
+    for srv in kinds.of(cloud).reach(s, cloud, ready.values()):
+        print(f"{srv.name}\t{srv.status}\t{srv.public_ip or ''}\t{srv.cluster_ip or ''}")

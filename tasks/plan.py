@@ -7,9 +7,8 @@ import os
 
 from invoke import task
 
-from . import bootdata, lazy, names, network, release, servers, settings, upload
+from . import bootdata, kinds, lazy, names, release, servers, settings, upload
 from .cloud import Cloud
-from .cloudnetworks import CloudNetworks
 
 cloudservers = lazy.module("tasks.cloudservers")
 userdata = lazy.module("tasks.userdata")
@@ -20,9 +19,10 @@ userdata = lazy.module("tasks.userdata")
 UNKNOWN_MASTER_IP = "192.0.2.1"
 
 
-def server_actions(s, found):
+def server_actions(s, found, flavors=None):
     """[(name, action, detail)] for the master and every node, from the pure
-    plans of servers.plan."""
+    plans of servers.plan; `flavors` {role: flavor} overrides the settings."""
+    flavors = flavors or {}
     rows = []
     for role in ("master", "node"):
         decided = servers.plan(s, role, found)
@@ -33,7 +33,7 @@ def server_actions(s, found):
             if want.name in replaced:
                 rows.append((want.name, "replace", f"in ERROR: {replaced[want.name].fault or 'no fault message'}"))
             else:
-                rows.append((want.name, "create", s.KUBE_MASTER_FLAVOR if role == "master" else s.KUBE_NODE_FLAVOR))
+                rows.append((want.name, "create", flavors.get(role) or s[servers.FLAVOR_SETTINGS[role]]))
         for srv in decided.delete:
             if srv.name not in replaced:
                 rows.append((srv.name, "delete", f"duplicate {srv.id}"))
@@ -61,21 +61,26 @@ def planned_release(s, cloud):
     return found, f"{path}, not uploaded yet (the URL gets its signature at upload)"
 
 
-def write_user_data(s, cloud, found):
+def write_user_data(s, cloud, found, kind_name="legacy"):
     """Render every server's user data into STATE/plan/; returns the paths."""
     rel, origin = planned_release(s, cloud)
-    master = next((srv for srv in found if srv.name == names.master_name(s) and srv.ipv4_in(s.NOVA_NETWORK)),
-                  None)
-    master_ip = master.ipv4_in(s.NOVA_NETWORK) if master else UNKNOWN_MASTER_IP
-    boot = bootdata.BootData(s, rel)
+    from .master import cluster_ip
+
+    master = next((srv for srv in found if srv.name == names.master_name(s) and cluster_ip(s, srv)), None)
+    master_ip = cluster_ip(s, master) if master else UNKNOWN_MASTER_IP
+    boot = bootdata.BootData(s, rel, kind_name)
     token_note = plan_token(s, found, boot)
     out = names.state_dir(s) / "plan"
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(out, 0o700)
     written = []
+    by_name = {srv.name: srv for srv in found}
     for role, index, name in [("master", 0, names.master_name(s))] + [
             ("node", i, names.node_name(s, i)) for i in range(1, s.NUM_NODES + 1)]:
-        facts = boot.facts(role, index, master_ip)
+        # A floating IP that exists is what the server's user data names.
+        known = by_name.get(name)
+        attach = kinds.Attach(nics=(), public_ip=known.public_ip) if known is not None and known.public_ip else None
+        facts = boot.facts(role, index, master_ip, attach)
         text = userdata.render(role, s, facts)
         path = out / f"{name}.yaml"
         # The user data holds the bootstrap token (and on the master the CA key).
@@ -110,23 +115,47 @@ def plan_token(s, found, boot):
     return f"bootstrap token expired (or expires soon): up makes a new one {where}"
 
 
+def network_plan_lines(s, rows, actions):
+    """Pure: a line per network resource that exists ('reuse'), and one per
+    kind `up` would create ({kind: 'create'})."""
+    lines = []
+    for kind, name, detail in rows:
+        if detail == "none":
+            continue
+        lines.append(f"{kind:<14} {name:<32} reuse ({detail})")
+    wanted = {"network": f"{names.network_label(s)}", "subnet": f"{names.subnet_name(s)}",
+              "router": names.router_name(s), "security group": names.security_group_name(s)}
+    for kind, action in actions.items():
+        if action != "reuse":
+            detail = s.NOVA_NETWORK if kind in ("network", "subnet") else (
+                f"gateway {s.EXTERNAL_NETWORK}" if kind == "router" else
+                f"SSH and API from {s.ADMIN_CIDR}" if kind == "security group" else "")
+            lines.append(f"{kind:<14} {wanted.get(kind, kind):<32} {action} ({detail})")
+    return lines
+
+
 @task
 def plan(c):
     """Show what `inv up` would create, reuse or replace; write the user data to the state dir."""
     s = settings.load()
     cloud = Cloud(s)
-    nova, nets = cloudservers.CloudServers(cloud), CloudNetworks(cloud)
-    label = names.network_label(s)
-    decision = network.plan(label, s.NOVA_NETWORK, nets.networks(label), nets.subnets)
+    kind = kinds.of(cloud)
+    nova = cloudservers.CloudServers(cloud)
+    rows, actions = kind.network_rows(s, cloud)
     keypair = nova.keypair(names.keypair_name(s))
     found = nova.list_servers(s.INSTANCE_PREFIX)
 
-    print(f"cluster {s.INSTANCE_PREFIX} in {s.OS_REGION_NAME}:")
-    print(f"  {'network':<10} {label:<32} {decision.action} ({s.NOVA_NETWORK})")
-    print(f"  {'keypair':<10} {names.keypair_name(s):<32} {'reuse' if keypair else 'create'}")
-    for name, action, detail in server_actions(s, found):
-        print(f"  {'server':<10} {name:<32} {action} ({detail})")
-    written, origin, master_unknown, token_note = write_user_data(s, cloud, found)
+    print(f"cluster {s.INSTANCE_PREFIX} in {cloud.region or 'the only region'} ({kind.NAME} cloud):")
+    for line in network_plan_lines(s, rows, actions):
+        print(f"  {line}")
+    print(f"  {'keypair':<14} {names.keypair_name(s):<32} {'reuse' if keypair else 'create'}")
+    flavors = dict(kind.flavor_choice(s, cloud))
+    for name, action, detail in server_actions(s, found, flavors):
+        print(f"  {'server':<14} {name:<32} {action} ({detail})")
+    for line in kind.exposure(s):
+        print(f"open to the world: {line}")
+    listed = [srv for srv in found if names.is_cluster_server(s, srv.name, srv.metadata)]
+    written, origin, master_unknown, token_note = write_user_data(s, cloud, kind.reach(s, cloud, listed), kind.NAME)
     print(f"user data for {len(written)} servers in {written[0].parent}/ (release: {origin})")
     print(f"  {token_note}")
     if master_unknown:

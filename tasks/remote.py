@@ -46,12 +46,14 @@ class HostKeyChanged(UserError):
 
 @dataclass(frozen=True)
 class Target:
-    """A server to reach: its name, role ('master'/'node'), public IPv4
-    (what we connect to) and Cloud Network IPv4 (what the API serves on)."""
+    """A server to reach: its name, role ('master'/'node'), the IPv4 we
+    connect to, and its cluster address (what the API serves on: the
+    address inside NOVA_NETWORK)."""
     name: str
     role: str
     address: str
     cluster_ip: str = ""
+    gateway: str = ""         # jump host (the master's public address), when `address` is private
 
 
 def known_hosts_path(s):
@@ -126,16 +128,27 @@ def load_key(s):
         raise UserError(f"cannot read the cluster key {path}: {exc}") from None
 
 
-def connection(s, address, config=None):
+def connection(s, address, config=None, gateway=""):
     """An unopened Fabric connection to `address` that checks host keys
-    against the cluster's known_hosts (Fabric's default would auto-add)."""
-    conn = fabric.Connection(address, config=config or fabric_config(s))
+    against the cluster's known_hosts (Fabric's default would auto-add).
+    With `gateway`, through that host as a jump host (SSH_CONFIG applies
+    to the first hop, as `ssh -J` would have it)."""
+    config = config or fabric_config(s)
+    via = connection(s, gateway, config) if gateway else None
+    conn = fabric.Connection(address, config=config, gateway=via)
     path = known_hosts_path(s)
     ensure_state_dir(s)
     if path.exists():
         conn.client.load_host_keys(str(path))
     conn.client.set_missing_host_key_policy(RecordNewHostKey(path))
     return conn
+
+
+def close(conn):
+    """Close a connection and its jump host's (Fabric leaves that open)."""
+    conn.close()
+    if isinstance(conn.gateway, fabric.Connection):
+        conn.gateway.close()
 
 
 def host_key_refusal(s, target_name, address):
@@ -152,23 +165,30 @@ def open_connection(s, target, timeout, config=None, on_attempt=None):
     last = "no attempt"
     config = config or fabric_config(s)
     while True:
-        conn = connection(s, target.address, config)
+        conn = connection(s, target.address, config, target.gateway)
         try:
             conn.open()
             return conn
-        except BadHostKeyException:
-            conn.close()
-            raise host_key_refusal(s, target.name, target.address) from None
+        except BadHostKeyException as exc:
+            close(conn)
+            # Either hop may be the one whose key changed.
+            hop = target.gateway if target.gateway and _key_host(exc) == target.gateway else target.address
+            name = f"the jump host of {target.name}" if hop != target.address else target.name
+            raise host_key_refusal(s, name, hop) from None
         except (paramiko.AuthenticationException,) as exc:
             last = f"login as {s.SSH_USER} with {names.private_key_path(s)} refused ({exc})"
         except (OSError, EOFError, paramiko.SSHException) as exc:
             last = _one_line(exc) or type(exc).__name__
-        conn.close()
+        close(conn)
         if on_attempt:
             on_attempt(last)
         if time.monotonic() + RETRY_DELAY >= deadline:
             raise TimeoutError(f"no SSH login to {target.name} ({target.address}) within {timeout}s: {last}")
         time.sleep(RETRY_DELAY)
+
+
+def _key_host(exc):
+    return getattr(exc, "hostname", "") or ""
 
 
 def _one_line(exc):
@@ -295,7 +315,7 @@ def check_server(s, target, checks, timeout, wait, expected_nodes=()):
     except (OSError, EOFError, paramiko.SSHException) as exc:
         result.error = f"lost the SSH connection: {_one_line(exc) or type(exc).__name__}"
     finally:
-        conn.close()
+        close(conn)
     return result
 
 
@@ -425,10 +445,12 @@ def cluster_servers(s, listed):
 
 
 def find_cluster(s, cloud):
-    """cluster_servers of what Nova lists for this cluster now."""
+    """cluster_servers of what Nova lists for this cluster now, each with
+    how to reach it (kinds: ports and floating IPs on OpenStack)."""
+    from . import kinds
     from .cloudservers import for_cloud
 
-    return cluster_servers(s, for_cloud(cloud).list_servers(s.INSTANCE_PREFIX))
+    return kinds.of(cloud).reach(s, cloud, cluster_servers(s, for_cloud(cloud).list_servers(s.INSTANCE_PREFIX)))
 
 
 def master_of(found):
@@ -452,7 +474,11 @@ def _order(srv):
 
 
 def target(srv, cloud_network=None):
-    """A Target; its cluster_ip is the address inside `cloud_network`
-    (NOVA_NETWORK), needed for the master's checks."""
-    cluster_ip = srv.ipv4_in(cloud_network) if cloud_network else None
-    return Target(srv.name, role_of(srv), srv.public_ip or "", cluster_ip or "")
+    """A Target. Its cluster_ip is the cloud kind's (kinds.Reach) when set,
+    else the address inside `cloud_network` (NOVA_NETWORK), needed for the
+    master's checks."""
+    if srv.reach is not None:
+        cluster_ip = srv.reach.cluster_ip
+    else:
+        cluster_ip = srv.ipv4_in(cloud_network) if cloud_network else None
+    return Target(srv.name, role_of(srv), srv.ssh_address or "", cluster_ip or "", srv.ssh_gateway or "")

@@ -35,6 +35,9 @@ class Server:
     addresses: dict = field(default_factory=dict)
     fault: str = ""
     created: str = ""
+    # kinds.Reach, set by the cloud kind where Nova's addresses are not the
+    # whole story (OpenStack: ports and floating IPs live in Neutron).
+    reach: object = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_api(cls, d):
@@ -71,8 +74,31 @@ class Server:
 
     @property
     def public_ip(self):
-        """PublicNet (eth0): SSH and kubectl."""
+        """The public address: SSH and kubectl (legacy: PublicNet, eth0;
+        OpenStack: the floating IP, if it has one)."""
+        if self.reach is not None:
+            return self.reach.public_ip or None
         return self.ipv4("public")
+
+    @property
+    def cluster_ip(self):
+        """Where cluster traffic runs: the API server's advertised address,
+        the kubelet's node IP (legacy: ServiceNet; OpenStack: the port on
+        the cluster's network)."""
+        if self.reach is not None:
+            return self.reach.cluster_ip or None
+        return self.servicenet_ip
+
+    @property
+    def ssh_address(self):
+        """What SSH connects to (with ssh_gateway as jump host when set)."""
+        if self.reach is not None:
+            return self.reach.address or None
+        return self.public_ip
+
+    @property
+    def ssh_gateway(self):
+        return self.reach.gateway if self.reach is not None else ""
 
 
 @dataclass(frozen=True)
@@ -271,3 +297,24 @@ def poll_intervals(first=1.0, longest=3.0):
     while True:
         yield interval
         interval = min(longest, interval + 0.5)
+
+
+def smallest_flavor(role, flavors):
+    """Pure: the smallest flavor (least RAM, then vCPUs, then disk) in
+    `flavors` (Nova's /flavors/detail) that meets FLAVOR_MINIMUMS[role],
+    or None. Flavor names differ per region (Flex: gp.5.2.4 in one,
+    gp.8.2.4 in another), sizes do not."""
+    cpus, ram = FLAVOR_MINIMUMS[role]
+
+    def number(flavor, key):
+        try:
+            return int(flavor.get(key) or 0)
+        except (TypeError, ValueError):
+            return 0
+
+    fitting = [f for f in flavors if number(f, "vcpus") >= cpus and number(f, "ram") >= ram
+               and not f.get("OS-FLV-DISABLED:disabled")]
+    if not fitting:
+        return None
+    return min(fitting, key=lambda f: (number(f, "ram"), number(f, "vcpus"), number(f, "disk"),
+                                       str(f.get("name")), str(f.get("id"))))

@@ -105,6 +105,11 @@ def _ip(raw):
         raise ValueError(f"must be an IPv4 address, got {raw!r}") from None
 
 
+def _ips(raw):
+    """Comma-separated IPv4 addresses (may be empty)."""
+    return tuple(_ip(part.strip()) for part in raw.split(",") if part.strip())
+
+
 def _path(raw):
     return Path(os.path.expandvars(raw)).expanduser() if raw else None
 
@@ -138,6 +143,12 @@ def _choice(*choices, why=""):
             raise ValueError(f"must be one of {', '.join(choices)}, got {raw!r}{why}")
         return raw
     return parse
+
+
+def _kind(raw):
+    if raw not in ("", "legacy", "openstack"):
+        raise ValueError(f"must be legacy, openstack or empty (from the identity API), got {raw!r}")
+    return raw
 
 
 def _off(raw):
@@ -215,6 +226,20 @@ SPECS = {
     "OS_REGION_NAME": Spec(_str),
     "OS_TENANT_NAME": Spec(_str),
     "API_TIMEOUT": Spec(_int(1)),
+    "EXTERNAL_NETWORK": Spec(_label),
+    "DNS_NAMESERVERS": Spec(_ips),
+    "ADMIN_CIDR": Spec(_cidr),
+    "NODE_FLOATING_IPS": Spec(_bool),
+    "POD_NETWORK_BACKEND": Spec(_choice("host-gw", "vxlan")),
+    "CLOUD_KIND": Spec(_kind),
+    "OS_CLOUD": Spec(_str),
+    "OS_PROJECT_NAME": Spec(_str),
+    "OS_PROJECT_ID": Spec(_str),
+    "OS_USER_DOMAIN_NAME": Spec(_str),
+    "OS_PROJECT_DOMAIN_NAME": Spec(_str),
+    "OS_APPLICATION_CREDENTIAL_ID": Spec(_str),
+    "OS_APPLICATION_CREDENTIAL_SECRET": Spec(_str, secret=True),
+    "OS_INTERFACE": Spec(_choice("public", "internal", "admin")),
     "COMPUTE_ENDPOINT": Spec(_url),
     "NETWORK_ENDPOINT": Spec(_url),
     "STORAGE_ENDPOINT": Spec(_url),

@@ -1,6 +1,7 @@
 """inv ssh: a shell, or one command, on the master or a node."""
 
 import os
+import shlex
 import shutil
 import sys
 
@@ -36,8 +37,8 @@ def pick(s, found, node=None):
         if number not in nodes:
             raise UserError(f"no node {node} in cluster {s.INSTANCE_PREFIX}: {_valid(nodes)}")
         chosen = nodes[number]
-    if not chosen.public_ip:
-        raise UserError(f"{chosen.name} has no public address yet (status {chosen.status}); "
+    if not chosen.ssh_address:
+        raise UserError(f"{chosen.name} has no address to reach it at yet (status {chosen.status}); "
                         "wait for `inv up` to finish, then retry")
     return chosen
 
@@ -53,10 +54,13 @@ def _valid(nodes):
     return f"nodes are {span}"
 
 
-def ssh_argv(s, address, command=None):
+def ssh_argv(s, address, command=None, gateway="", binary=None):
     """The system ssh command line: SSH_CONFIG, the cluster key only, the
-    cluster's own known_hosts (a new key is recorded, a changed one refused)."""
-    binary = shutil.which("ssh")
+    cluster's own known_hosts (a new key is recorded, a changed one refused).
+    With `gateway`, through it as a jump host: a ProxyCommand running the
+    same ssh with the same options (ProxyJump would not pass -i and -o on
+    to the first hop)."""
+    binary = binary or shutil.which("ssh")
     if not binary:
         raise UserError("no `ssh` on PATH; install OpenSSH's client (or use --command)")
     argv = [binary]
@@ -69,8 +73,11 @@ def ssh_argv(s, address, command=None):
         "-o", "StrictHostKeyChecking=accept-new",
         "-o", "HashKnownHosts=no",
         "-l", s.SSH_USER,
-        address,
     ]
+    if gateway:
+        hop = ssh_argv(s, gateway, binary=binary)[:-1] + ["-W", "%h:%p", gateway]
+        argv += ["-o", "ProxyCommand=" + shlex.join(hop)]
+    argv.append(address)
     if command:
         argv += ["--", command]
     return argv
@@ -88,7 +95,7 @@ def ssh(c, node=None, command=None):
         raise UserError(f"no cluster key {key}; it is set by SSH_KEY_NAME={s.SSH_KEY_NAME}")
     remote.ensure_state_dir(s)
     if command is None:
-        argv = ssh_argv(s, server.public_ip)
+        argv = ssh_argv(s, server.ssh_address, gateway=server.ssh_gateway)
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(argv[0], argv)
@@ -101,6 +108,6 @@ def ssh(c, node=None, command=None):
         # wants a terminal belongs in the interactive shell).
         result = conn.run(command, warn=True, pty=False, in_stream=False)
     finally:
-        conn.close()
+        remote.close(conn)
     if result.exited:
         raise Exit(code=result.exited)

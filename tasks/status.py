@@ -8,21 +8,22 @@ import datetime
 
 from invoke import task
 
-from . import kubeconfig, lazy, names, settings, upload
+from . import kinds, kubeconfig, lazy, names, settings, upload
 from .cloud import Cloud
-from .cloudnetworks import CloudNetworks
 
 cloudfiles = lazy.module("tasks.cloudfiles")
 remote = lazy.module("tasks.remote")
 
-SERVER_HEADER = ["server", "role", "status", "ServiceNet", "public", "Cloud Network"]
+SERVER_HEADER = ["server", "role", "status", "cluster IP", "public", "Cloud Network", "SSH via"]
 
 
 def server_rows(s, found):
-    """One row per server (remote.cluster_servers order)."""
+    """One row per server (remote.cluster_servers order): the address
+    cluster traffic uses (legacy: ServiceNet; OpenStack: the cluster
+    network), the public one, and the jump host SSH goes through, if any."""
     label = names.network_label(s)
-    return [[srv.name, remote.role_of(srv) or "?", srv.status, srv.servicenet_ip or "-",
-             srv.public_ip or "-", srv.ipv4(label) or "-"] for srv in found]
+    return [[srv.name, remote.role_of(srv) or "?", srv.status, srv.cluster_ip or "-",
+             srv.public_ip or "-", srv.ipv4(label) or "-", srv.ssh_gateway or "-"] for srv in found]
 
 
 def expiry_text(expires_at, now=None):
@@ -58,15 +59,10 @@ def release_lines(s, stored, record):
     return lines
 
 
-def network_lines(s, networks, subnets_of):
-    label = names.network_label(s)
-    if not networks:
-        return [f"network: no Cloud Network labelled {label}"]
-    lines = []
-    for net in networks:
-        cidrs = ", ".join(sn.get("cidr", "?") for sn in subnets_of(net["id"])) or "no subnet"
-        lines.append(f"network: {label} ({net['id']}) {cidrs}")
-    return lines
+def network_lines(rows):
+    """One line per network resource (the kind's network_rows)."""
+    return [f"{kind}: {name} ({detail})" if detail != "none" else f"{kind}: no {kind} named {name}"
+            for kind, name, detail in rows]
 
 
 @task
@@ -79,8 +75,8 @@ def status(c):
         remote.print_table(SERVER_HEADER, server_rows(s, found), title=f"cluster {s.INSTANCE_PREFIX}")
     else:
         print(f"no cluster named {s.INSTANCE_PREFIX}: it has no servers")
-    api = CloudNetworks(cloud)
-    for line in network_lines(s, api.networks(names.network_label(s)), api.subnets):
+    rows, _actions = kinds.of(cloud).network_rows(s, cloud)
+    for line in network_lines(rows):
         print(line)
     for line in release_lines(s, cloudfiles.describe_release(s, cloud), upload.load_saved(s)):
         print(line)

@@ -12,7 +12,7 @@ from invoke import task
 
 from . import kubeconfig as kubeconfigs
 from . import master as master_stage
-from . import bootdata, lazy, lock, names, nodes, progress, release, servers, settings, upload
+from . import bootdata, kinds, lazy, lock, names, nodes, progress, release, servers, settings, upload
 from .cloud import Cloud
 from .errors import UserError
 
@@ -33,8 +33,9 @@ def preflight(s, cloud):
     creating = [role for role in ("master", "node") if servers.plan(s, role, listed).create]
     if creating:
         nova.image_id(s.KUBE_IMAGE)
+    chosen = dict(kinds.of(cloud).flavor_choice(s, cloud)) if creating else {}
     for role in creating:
-        nova.flavor_id(role, s[servers.FLAVOR_SETTINGS[role]])
+        nova.flavor_id(role, chosen.get(role) or s[servers.FLAVOR_SETTINGS[role]])
     try:
         release.find_tarball(s)
         return True
@@ -76,6 +77,7 @@ def up(c, no_checks=False, kubeconfig=None):
     master = master_stage.ensure(s, cloud, rel, target)
     booting = nodes.ensure(s, cloud, rel, target, master_stage.cluster_ip(s, master))
     ready = nodes.wait_active(s, cloud, [master.name] + booting.names, booting.failures)
+    ready = {srv.name: srv for srv in kinds.of(cloud).reach(s, cloud, ready.values())}
     master = ready.get(master.name, master)
     if no_checks:
         for t in ordered(s, ready.values()):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from invoke import task
 
-from . import lazy, lock, names, progress, release, settings
+from . import kinds, lazy, lock, names, progress, release, settings
 from .cloud import Cloud
 from .errors import CloudError
 
@@ -68,6 +68,15 @@ def publish(s, cloud=None):
     segment_size = s.UPLOAD_SEGMENT_MB << 20
 
     conn = cloudfiles.connect(cloud)
+    storage_url = cloud.endpoint("object-store")
+    try:
+        # Its own connection: swiftclient keeps the /info URL's connection
+        # for the requests that follow, which would then miss the account.
+        digest = cloudfiles.temp_url_digest(cloudfiles.connect(cloud), storage_url)
+    except cloudfiles.NoTempURL as exc:
+        # No temp URLs (an OpenStack Swift without the middleware): the
+        # servers can fetch only what the release site serves.
+        return from_release_site(s, path, cache, delivery(False, release.version_from_path(s, path), exc.reason))
     cloudfiles.ensure_container(conn, container)
     remote = cloudfiles.head_object(conn, container, name)
     # A plain PUT sends the MD5 for Swift to check; an SLO needs only the
@@ -88,10 +97,9 @@ def publish(s, cloud=None):
         digests = _upload(s, cloud, conn, path, size, cache, digests, action, container, name, segment_size)
 
     version = version_of(s, path, cache)
-    storage_url = cloud.endpoint("object-store")
     key = cloudfiles.ensure_temp_url_key(conn)
-    digest = cloudfiles.temp_url_digest(conn, storage_url)
-    server_url = _servicenet_endpoint(cloud) if s.CLOUDFILES_SERVICENET else storage_url
+    # Legacy: ServiceNet when CLOUDFILES_SERVICENET; OpenStack has none.
+    server_url = kinds.of(cloud).release_endpoint(s, cloud, storage_url)
     url, expires_at = cloudfiles.temp_url(server_url, container, name, key, s.TEMP_URL_TTL, digest)
     result = Release(url=url, sha256=digests["sha256"], size=size, expires_at=expires_at,
                      container=container, object_name=name, version=version)
@@ -99,14 +107,31 @@ def publish(s, cloud=None):
     return result
 
 
-def _servicenet_endpoint(cloud):
-    """The storage's internal (ServiceNet) URL: the servers download over it
-    without the traffic being billed."""
-    try:
-        return cloud.endpoint("object-store", interface="internal")
-    except CloudError as exc:
-        raise CloudError(f"{exc.reason}; no ServiceNet endpoint for Cloud Files: set CLOUDFILES_SERVICENET=false "
-                         "to hand the servers the public URL") from None
+def delivery(temp_urls, official_version, why=""):
+    """Pure: how the servers get the release. 'temp-url' (from object
+    storage), or 'release-site' when the storage has no temp URLs and the
+    tarball is an official release (fetched by `inv build --release`): the
+    servers download it from KUBE_RELEASE_URL and check the sha256 their
+    user data pins. A custom build cannot be handed over without temp URLs."""
+    if temp_urls:
+        return "temp-url"
+    if official_version:
+        return "release-site"
+    raise CloudError(f"{why}; a custom build can reach the servers only through a temp URL: use a cloud whose "
+                     "object storage has temp URLs, or an official release (inv build --release VERSION)")
+
+
+def from_release_site(s, path, cache, how):
+    """The Release the servers fetch from KUBE_RELEASE_URL themselves."""
+    version = release.version_from_path(s, path)
+    digests = release.file_digests(path, cache, md5=False)
+    url = release.release_url(s.KUBE_RELEASE_URL, version)
+    progress.info(f"no temp URLs in this cloud's object storage: the servers download {version} from "
+                  f"{s.KUBE_RELEASE_URL} (sha256 {digests['sha256'][:12]}... pinned in their user data)")
+    result = Release(url=url, sha256=digests["sha256"], size=digests["size"], expires_at=0, container="",
+                     object_name="", version=version)
+    save(s, result)
+    return result
 
 
 def _upload(s, cloud, conn, path, size, cache, digests, action, container, name, segment_size):

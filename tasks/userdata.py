@@ -82,6 +82,9 @@ class ClusterFacts:
     bootstrap_token_expires
                     RFC 3339 UTC time the token expires (pki.TokenRecord)
     node_index      1..NUM_NODES (nodes only)
+    net             the cloud kind's network facts (public address known
+                    before boot, the shell function that finds the cluster
+                    address, flannel's backend)
     """
 
     kube_version: str
@@ -95,6 +98,9 @@ class ClusterFacts:
     master_ip: str = None
     node_index: int = 0
     bootstrap_token_expires: str = ""
+    # The cloud kind's template facts (kind_*.template_facts): the `net`
+    # namespace of the templates; None: the legacy cloud's.
+    net: dict = field(default=None, compare=False)
 
     @classmethod
     def from_pki(cls, material, **kwargs):
@@ -195,7 +201,14 @@ def context(role, s, facts):
         "cni": CNI_PLUGINS,
         "flannel": SimpleNamespace(**vars(FLANNEL), iface_regex=ip_regex(s.NOVA_NETWORK)),
         "firewall": SimpleNamespace(nodeports=bool(s.PUBLIC_NODEPORTS)),
+        "net": SimpleNamespace(**(facts.net or _legacy_net(s, role))),
     }
+
+
+def _legacy_net(s, role):
+    from . import kind_legacy
+
+    return kind_legacy.template_facts(s, role)
 
 
 def render(role, s, facts):

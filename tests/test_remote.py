@@ -7,7 +7,7 @@ import subprocess
 import paramiko
 import pytest
 
-from tasks import names, remote, settings, ssh
+from tasks import kinds, names, remote, settings, ssh
 from tasks.errors import UserError
 from tasks.servers import Server
 
@@ -145,3 +145,27 @@ def test_ssh_argv_uses_the_cluster_key_and_known_hosts(s):
     assert f"UserKnownHostsFile={remote.known_hosts_path(s)}" in argv
     assert "StrictHostKeyChecking=accept-new" in argv
     assert str(names.private_key_path(s)) in argv
+
+
+def test_a_node_behind_the_master_is_reached_through_it_as_gateway(s, tmp_path, monkeypatch):
+    # Fabric opens the gateway first and tunnels to the node through it; the
+    # same config (SSH_CONFIG, user, key) and the cluster's known_hosts apply
+    # to both hops.
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    key_path = names.private_key_path(s)
+    key_path.parent.mkdir(parents=True)
+    import subprocess
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key_path)], check=True)
+    conn = remote.connection(s, "192.168.0.6", gateway="198.51.100.7")
+    assert conn.host == "192.168.0.6" and conn.user == s.SSH_USER
+    assert conn.gateway is not None and conn.gateway.host == "198.51.100.7"
+    assert conn.gateway.user == s.SSH_USER and conn.gateway.gateway is None
+    assert isinstance(conn.gateway.client._policy, remote.RecordNewHostKey)
+    assert remote.connection(s, "198.51.100.7").gateway is None
+    target = remote.target(Server(id="1", name="demo-node-1", status="ACTIVE",
+                                  metadata={names.META_ROLE: "node", names.META_INDEX: "1"},
+                                  reach=kinds.Reach(address="192.168.0.6", cluster_ip="192.168.0.6",
+                                                    gateway="198.51.100.7")))
+    assert (target.address, target.cluster_ip, target.gateway) == ("192.168.0.6", "192.168.0.6", "198.51.100.7")

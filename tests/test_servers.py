@@ -298,7 +298,7 @@ def test_the_default_flavors_pass_on_mimic():
 
 def request(user_data):
     return cloudservers.CreateRequest(name="k8s-node-1", image_id="i", flavor_id="f", key_name="k8s-k",
-                                      network_ids=("a", "b", "c"), metadata={}, user_data=user_data)
+                                      nics=({"net-id": "a"},), metadata={}, user_data=user_data)
 
 
 def test_user_data_over_novas_limit_is_refused_before_any_request():
@@ -307,8 +307,10 @@ def test_user_data_over_novas_limit_is_refused_before_any_request():
         request(b"x" * 49152).check()           # 65536 bytes in base64
 
 
-def test_target_puts_the_networks_in_interface_order():
-    from tasks import nodes
+def test_legacy_attach_puts_the_networks_in_interface_order():
+    from tasks import kind_legacy, kinds
 
-    assert nodes.Target("net-id", "k").network_ids() == (
-        "00000000-0000-0000-0000-000000000000", "11111111-1111-1111-1111-111111111111", "net-id")
+    attach = kind_legacy.attach(None, None, kinds.Target("net-id", "k"), None)
+    assert attach.nics == ({"net-id": "00000000-0000-0000-0000-000000000000"},
+                           {"net-id": "11111111-1111-1111-1111-111111111111"}, {"net-id": "net-id"})
+    assert attach.cluster_ip is None and attach.public_ip is None

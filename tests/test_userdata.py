@@ -97,11 +97,51 @@ VARIANTS = {
 }
 
 
+# OpenStack (Rackspace Flex): the kind's facts (floating IP known before
+# boot, the cluster network for cluster traffic, flannel's backend).
+OPENSTACK_VARIANTS = {
+    "openstack": {"CLOUD_KIND": "openstack"},
+    "openstack-vxlan": {"CLOUD_KIND": "openstack", "POD_NETWORK_BACKEND": "vxlan"},
+}
+VARIANTS.update(OPENSTACK_VARIANTS)
+MASTER_FLOATING_IP = "198.51.100.7"
+
+
+def render_openstack(s, facts):
+    from tasks import kind_openstack, kinds
+
+    master = dataclasses.replace(facts, net=kind_openstack.template_facts(
+        s, "master", kinds.Attach(nics=(), cluster_ip="192.168.0.5", public_ip=MASTER_FLOATING_IP)))
+    node = dataclasses.replace(node_facts(facts), net=kind_openstack.template_facts(
+        s, "node", kinds.Attach(nics=(), cluster_ip="192.168.0.6")))
+    return {"master": userdata.render("master", s, master), "node": userdata.render("node", s, node)}
+
+
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def rendered(request, material):
     s = load_settings(**VARIANTS[request.param])
     facts = make_facts(material)
+    if request.param in OPENSTACK_VARIANTS:
+        return s, facts, render_openstack(s, facts)
     return s, facts, render_both(s, facts)
+
+
+def test_openstack_servers_use_the_floating_ip_and_the_cluster_network(material):
+    s = load_settings(CLOUD_KIND="openstack", POD_NETWORK_BACKEND="vxlan")
+    texts = render_openstack(s, make_facts(material))
+    master = texts["master"]
+    assert f"public={MASTER_FLOATING_IP}" in master
+    assert "kr_wait_for kr_cloud_network_address 300" in master
+    assert "kr_servicenet_address 300" not in master + texts["node"]
+    assert '"Type": "vxlan"' in master
+    # A node without a floating IP has no public address: no waiting for
+    # PublicNet, which OpenStack servers are not on.
+    assert "public=$(kr_wait_for kr_cloud_network_address 300)" in texts["node"]
+    assert "kr_public_address 300" not in master + texts["node"]
+    # Security groups close the servers; the host firewall is legacy's (PublicNet).
+    assert layout.UNIT_FIREWALL not in master + texts["node"]
+    legacy = render_both(load_settings(), make_facts(material))["master"]
+    assert "kr_wait_for kr_servicenet_address 300" in legacy and '"Type": "host-gw"' in legacy
 
 
 # --- structure ----------------------------------------------------------------
@@ -167,7 +207,7 @@ def embedded_scripts(text):
 
 def test_embedded_scripts_pass_shellcheck(rendered, tmp_path):
     shellcheck = _tool("shellcheck", "shellcheck")
-    _, _, texts = rendered
+    s, _, texts = rendered
     checked = 0
     for role, text in texts.items():
         for path, content in embedded_scripts(text):
@@ -177,8 +217,9 @@ def test_embedded_scripts_pass_shellcheck(rendered, tmp_path):
                                     capture_output=True, text=True)
             assert result.returncode == 0, f"{role} {path}:\n{result.stdout}{result.stderr}"
             checked += 1
-    # addresses.sh, fetch-release.sh, firewall.sh, containerd-sandbox.sh and bootstrap.sh on each role.
-    assert checked == 10
+    # addresses.sh, fetch-release.sh, firewall.sh, containerd-sandbox.sh and bootstrap.sh on each role
+    # (no firewall.sh on OpenStack: security groups close the servers there).
+    assert checked == (8 if s.CLOUD_KIND == "openstack" else 10)
 
 
 def test_shellcheck_catches_a_broken_script(tmp_path):
@@ -387,13 +428,13 @@ def test_kube_dns_is_moved_only_when_dns_server_ip_is_not_kubeadms(rendered):
         assert service["metadata"]["name"] == "kube-dns"
 
 
-def test_flannel_uses_host_gw_on_kube_network_over_the_cloud_network(rendered):
+def test_flannel_uses_its_backend_on_kube_network_over_the_cloud_network(rendered):
     s, _, texts = rendered
     docs = list(yaml.safe_load_all(files_of(yaml.safe_load(texts["master"]))[layout.FLANNEL_MANIFEST]["content"]))
     config = next(d for d in docs if d["kind"] == "ConfigMap")
     net_conf = json.loads(config["data"]["net-conf.json"])
     assert net_conf["Network"] == str(s.KUBE_NETWORK)
-    assert net_conf["Backend"] == {"Type": "host-gw"}
+    assert net_conf["Backend"] == {"Type": s.POD_NETWORK_BACKEND}
     json.loads(config["data"]["cni-conf.json"])
     daemonset = next(d for d in docs if d["kind"] == "DaemonSet")
     args = daemonset["spec"]["template"]["spec"]["containers"][0]["args"]

@@ -1,0 +1,121 @@
+"""The legacy Rackspace cloud (Identity v2.0): what differs from OpenStack.
+
+Every server gets three NICs in this order: PublicNet (eth0: SSH, kubectl,
+the internet), ServiceNet (eth1: the release download from Cloud Files
+without billing) and the cluster's isolated Cloud Network (eth2: cluster
+traffic: the API server's advertised address, the kubelet's node IP, etcd,
+the join address; and pod traffic, flannel host-gw). The Cloud Network
+address is found by NOVA_NETWORK's CIDR (Server.ipv4_in). Public addresses come from Nova once a server exists;
+there are no security groups, so every port of PublicNet is reachable.
+See kinds.py for what each name here means.
+"""
+
+from . import names
+from .kinds import Attach, Target
+
+NAME = "legacy"
+
+
+def prepare(s, cloud):
+    from . import keypair, network
+
+    return Target(network_id=network.ensure(s, cloud), key_name=keypair.ensure(s, cloud))
+
+
+def attach(s, cloud, target, want):
+    from .cloudservers import PUBLICNET, SERVICENET
+
+    # NIC order is interface order: eth0 PublicNet, eth1 ServiceNet, eth2 ours.
+    return Attach(nics=tuple({"net-id": net} for net in (PUBLICNET, SERVICENET, target.network_id)))
+
+
+def flavor_choice(s, cloud):
+    """The flavor settings are used as they are."""
+    return ()
+
+
+def reach(s, cloud, found):
+    """From Nova's addresses: SSH and kubectl on PublicNet, cluster traffic
+    on the Cloud Network (the address inside NOVA_NETWORK)."""
+    import dataclasses
+
+    from .kinds import Reach
+
+    return [dataclasses.replace(srv, reach=Reach(address=srv.ipv4("public") or "",
+                                                 cluster_ip=srv.ipv4_in(s.NOVA_NETWORK) or "",
+                                                 public_ip=srv.ipv4("public") or ""))
+            for srv in found]
+
+
+def exposure(s):
+    return ["every server has a PublicNet address; the legacy cloud has no security groups"]
+
+
+def network_rows(s, cloud):
+    from . import network
+    from .cloudnetworks import CloudNetworks
+
+    api = CloudNetworks(cloud)
+    label = names.network_label(s)
+    networks = api.networks(label)
+    rows = []
+    if networks:
+        for net in networks:
+            cidrs = ", ".join(sn.get("cidr", "?") for sn in api.subnets(net["id"])) or "no subnet"
+            rows.append(("network", label, f"{net['id']} {cidrs}"))
+    else:
+        rows.append(("network", label, "none"))
+    decision = network.plan(label, s.NOVA_NETWORK, networks, api.subnets)
+    return rows, {"network": decision.action}
+
+
+def inventory(s, cloud):
+    """The network resources `down` would remove, as short descriptions."""
+    from .cloudnetworks import CloudNetworks
+
+    nets = CloudNetworks(cloud).networks(names.network_label(s))
+    return [f"Cloud Network {names.network_label(s)}"] if nets else []
+
+
+def remove_network(s, cloud, server_ids, server_exists):
+    from . import down
+    from .cloudnetworks import CloudNetworks
+
+    api = CloudNetworks(cloud)
+    removed = []
+    for net in api.networks(names.network_label(s)):
+        removed += down.remove_network(s, api, net, server_ids, server_exists)
+    return removed
+
+
+def release_endpoint(s, cloud, storage_url):
+    """ServiceNet (the storage's internal endpoint, not billed) when
+    CLOUDFILES_SERVICENET, else the public one."""
+    if not s.CLOUDFILES_SERVICENET:
+        return storage_url
+    from .errors import CloudError
+
+    try:
+        return cloud.endpoint("object-store", interface="internal")
+    except CloudError as exc:
+        raise CloudError(f"{exc.reason}; no ServiceNet endpoint for Cloud Files: set CLOUDFILES_SERVICENET=false "
+                         "to hand the servers the public URL") from None
+
+
+def template_facts(s, role, attach=None):
+    return {
+        "kind": NAME,
+        # Found at boot: the address on PublicNet (eth0).
+        "public_ip": None,
+        # ServiceNet's address, recorded in addresses.env; cluster traffic
+        # uses the Cloud Network's (kr_cloud_network_address) on every kind.
+        "public_address_fn": "kr_public_address",
+        "cluster_address_fn": "kr_servicenet_address",
+        "cluster_network_name": "ServiceNet",
+        # No security groups: the nftables host firewall (kube-firewall.service)
+        # closes PublicNet.
+        "host_firewall": True,
+        "flannel_backend": "host-gw",
+    }
+
+

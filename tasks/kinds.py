@@ -1,0 +1,85 @@
+"""The one place that knows there are two kinds of cloud.
+
+Each kind is a module with the same names (kind_legacy, kind_openstack):
+
+  NAME                           'legacy' or 'openstack'
+  prepare(s, cloud) -> Target    the cluster's network (and keypair) before any server
+  attach(s, cloud, target, want) -> Attach
+                                 the NICs a server boots with, and the addresses
+                                 known before it boots (ports, floating IP)
+  flavor_choice(s, cloud) -> ((role, flavor ID), ...)
+                                 flavors the kind picks (by size) instead of the settings
+  reach(s, cloud, found) -> [Server with .reach]
+                                 where cluster traffic runs and how the tool gets in
+  exposure(s) -> [str]           what is open to the world, for `inv plan`
+  network_rows(s, cloud) -> [(kind, name, state)]
+                                 the network resources, for `inv plan` and `inv status`
+  remove_network(s, cloud, server_ids, server_exists) -> [str]
+                                 `inv down`'s part: every network resource, in order
+  release_endpoint(s, cloud, storage_url) -> str
+                                 the object store URL the servers download from
+  template_facts(s, role, attach) -> dict
+                                 what the cloud-config templates need to know about
+                                 the networks (the `net` namespace in templates)
+
+Stages call `kinds.of(cloud)` and these; they never test the kind.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where servers boot, resolved once per run by prepare()."""
+    network_id: str
+    key_name: str
+    subnet_id: str = ""
+    security_group_id: str = ""
+    external_network_id: str = ""
+    # (role, flavor ID) the kind picked; a role not listed uses its setting.
+    flavors: tuple = ()
+
+    def flavor(self, s, role):
+        """The flavor (ID or name) a server of `role` boots with."""
+        from .servers import FLAVOR_SETTINGS
+
+        return dict(self.flavors).get(role) or s[FLAVOR_SETTINGS[role]]
+
+
+@dataclass(frozen=True)
+class Attach:
+    """How one server joins the networks: Nova's `nics` and what is known
+    before it boots. cluster_ip: the address cluster traffic uses (None:
+    Nova tells once the server exists). public_ip: the address the tool
+    and kubectl use when it is fixed before boot (a floating IP)."""
+    nics: tuple
+    cluster_ip: str = None
+    public_ip: str = None
+    port_id: str = ""
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How to reach one server. address: what SSH connects to (empty: not
+    reachable yet); gateway: the jump host's address when `address` is
+    private; cluster_ip: where the API server and kubelet serve."""
+    address: str
+    cluster_ip: str = ""
+    gateway: str = ""
+    public_ip: str = ""
+
+
+def named(name):
+    if name == "openstack":
+        from . import kind_openstack
+
+        return kind_openstack
+    from . import kind_legacy
+
+    return kind_legacy
+
+
+def of(cloud):
+    """The kind module of an authenticated Cloud (cloud.kind, from the
+    identity API or CLOUD_KIND)."""
+    return named(getattr(cloud, "kind", "legacy"))

@@ -1,0 +1,202 @@
+"""The cloud kinds' pure decisions (tasks/kind_openstack.py, kinds.py):
+security group rules, what counts as this cluster's, how each server is
+reached, what `inv plan` says is open. Data in, data out; no cloud."""
+
+import pytest
+
+from tasks import kind_legacy, kind_openstack, kinds, names, plan, settings, ssh
+from tasks.errors import CloudError
+from tasks.servers import Server
+
+TAG = "kube-rackspace-cluster=demo"
+
+
+def load(**environ):
+    return settings.load(environ={"INSTANCE_PREFIX": "demo", "NUM_NODES": "2", **environ})
+
+
+def test_kind_modules_are_picked_by_name_only():
+    assert kinds.named("openstack") is kind_openstack and kinds.named("legacy") is kind_legacy
+    for module in (kind_legacy, kind_openstack):
+        for name in ("NAME", "prepare", "attach", "reach", "flavor_choice", "exposure", "network_rows", "inventory",
+                     "remove_network", "release_endpoint", "template_facts"):
+            assert hasattr(module, name), (module.__name__, name)
+
+
+RULES = [
+    # (settings, rules wanted besides the group's own, by (protocol, ports, source))
+    ({}, {("tcp", 22, "0.0.0.0/0"), ("tcp", 6443, "0.0.0.0/0"), (None, None, "10.240.0.0/16")}),
+    ({"ADMIN_CIDR": "203.0.113.0/24", "POD_NETWORK_BACKEND": "vxlan"},
+     {("tcp", 22, "203.0.113.0/24"), ("tcp", 6443, "203.0.113.0/24")}),
+]
+
+
+@pytest.mark.parametrize("environ,expected", RULES)
+def test_security_group_opens_ssh_and_api_to_admin_cidr_and_all_between_members(environ, expected):
+    rules = kind_openstack.wanted_rules(load(**environ))
+    assert all(r["direction"] == "ingress" and r["ethertype"] == "IPv4" for r in rules)
+    members = [r for r in rules if r.get("remote_group_id") == kind_openstack.SELF]
+    assert len(members) == 1 and "protocol" not in members[0]
+    others = {(r.get("protocol"), r.get("port_range_min"), r.get("remote_ip_prefix"))
+              for r in rules if r not in members}
+    assert others == expected
+
+
+def test_missing_rules_compares_with_what_neutron_returns():
+    s = load()
+    wanted = kind_openstack.wanted_rules(s)
+    existing = [
+        # Neutron's own egress rules, and the rules as it echoes them back.
+        {"direction": "egress", "ethertype": "IPv4", "protocol": None, "remote_ip_prefix": None},
+        {"direction": "ingress", "ethertype": "IPv4", "protocol": None, "port_range_min": None,
+         "port_range_max": None, "remote_ip_prefix": None, "remote_group_id": "g1"},
+        {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp", "port_range_min": 22,
+         "port_range_max": 22, "remote_ip_prefix": "0.0.0.0/0", "remote_group_id": None},
+    ]
+    missing = kind_openstack.missing_rules(wanted, existing, "g1")
+    assert [(r.get("port_range_min"), r.get("remote_ip_prefix")) for r in missing] == [
+        (6443, "0.0.0.0/0"), (None, "10.240.0.0/16")]
+    first = kind_openstack.missing_rules(wanted, [], "g1")
+    assert first[0]["remote_group_id"] == "g1"          # SELF became the group's ID
+    assert kind_openstack.missing_rules(wanted, existing + missing, "g1") == []
+
+
+def test_only_resources_with_our_name_and_tag_are_ours():
+    s = load()
+    mine = {"id": "n1", "name": "demo-pool-net", "tags": [TAG]}
+    other = {"id": "n2", "name": "demo-pool-net", "tags": ["kube-rackspace-cluster=other"]}
+    assert kind_openstack.one_of_ours("network", "demo-pool-net", [mine, other], s) is mine
+    assert kind_openstack.one_of_ours("network", "demo-pool-net", [], s) is None
+    with pytest.raises(CloudError, match=r"network demo-pool-net \(n2\) exists but is not tagged "
+                                         r"kube-rackspace-cluster=demo"):
+        kind_openstack.one_of_ours("network", "demo-pool-net", [other], s)
+    with pytest.raises(CloudError, match="several networks named demo-pool-net carry this cluster's tag"):
+        kind_openstack.one_of_ours("network", "demo-pool-net", [mine, dict(mine, id="n3")], s)
+    assert names.neutron_tag(s) == TAG
+
+
+def server(name, role, index):
+    return Server(id=f"id-{name}", name=name, status="ACTIVE",
+                  metadata=names.server_metadata(load(), role, index) | {names.META_CLUSTER: "demo"})
+
+
+def port(name, ip, port_id):
+    return {"id": port_id, "name": names.port_name(name), "fixed_ips": [{"subnet_id": "s", "ip_address": ip}]}
+
+
+@pytest.mark.parametrize("node_fip", [False, True])
+def test_nodes_are_reached_through_the_master_unless_they_have_a_floating_ip(node_fip):
+    s = load(NODE_FLOATING_IPS=str(node_fip).lower())
+    found = [server("demo-master", "master", 0), server("demo-node-1", "node", 1)]
+    ports = {p["name"]: p for p in (port("demo-master", "192.168.0.5", "p0"), port("demo-node-1", "192.168.0.6", "p1"))}
+    floating = {"p0": {"floating_ip_address": "198.51.100.7", "port_id": "p0"}}
+    if node_fip:
+        floating["p1"] = {"floating_ip_address": "198.51.100.8", "port_id": "p1"}
+    reach = kind_openstack.reach_of(s, found, ports, floating)
+    assert reach["demo-master"] == kinds.Reach(address="198.51.100.7", cluster_ip="192.168.0.5",
+                                               public_ip="198.51.100.7")
+    node = reach["demo-node-1"]
+    if node_fip:
+        assert (node.address, node.gateway, node.public_ip) == ("198.51.100.8", "", "198.51.100.8")
+    else:
+        assert (node.address, node.gateway, node.public_ip) == ("192.168.0.6", "198.51.100.7", "")
+    srv = Server(**{**vars(found[1]), "reach": node})
+    assert (srv.ssh_address, srv.ssh_gateway, srv.cluster_ip) == (node.address, node.gateway, "192.168.0.6")
+
+
+def test_a_node_is_unreachable_while_the_master_has_no_floating_ip():
+    s = load()
+    found = [server("demo-master", "master", 0), server("demo-node-1", "node", 1)]
+    ports = {p["name"]: p for p in (port("demo-master", "192.168.0.5", "p0"), port("demo-node-1", "192.168.0.6", "p1"))}
+    reach = kind_openstack.reach_of(s, found, ports, {})
+    assert reach["demo-node-1"].address == "" and reach["demo-master"].address == ""
+
+
+@pytest.mark.parametrize("admin,everywhere", [("0.0.0.0/0", True), ("203.0.113.0/24", False)])
+def test_plan_says_when_ssh_and_the_api_are_open_to_everyone(admin, everywhere):
+    lines = kind_openstack.exposure(load(ADMIN_CIDR=admin))
+    assert lines[0].startswith(f"SSH (22) and the API server (6443) are open to ADMIN_CIDR={admin}")
+    assert ("that is everywhere" in lines[0]) == everywhere
+
+
+def test_network_plan_lines_list_what_up_would_create():
+    s = load()
+    rows = [("network", "demo-pool-net", "n1"), ("subnet", "demo-pool-net-subnet", "192.168.0.0/24 dns 1.1.1.1")]
+    actions = {"network": "reuse", "subnet": "reuse", "router": "create", "security group": "create"}
+    lines = plan.network_plan_lines(s, rows, actions)
+    assert lines[0].split()[:3] == ["network", "demo-pool-net", "reuse"]
+    assert any(line.split()[:3] == ["router", "demo-router", "create"] and "PUBLICNET" in line for line in lines)
+    assert any(line.startswith("security group") and "demo-cluster" in line and "create" in line for line in lines)
+
+
+def test_jump_host_ssh_goes_through_the_master_with_the_same_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    s = load(SSH_CONFIG=str(tmp_path / "ssh_config"))
+    argv = ssh.ssh_argv(s, "192.168.0.6", "hostname", gateway="198.51.100.7", binary="/usr/bin/ssh")
+    assert argv[-3:] == ["192.168.0.6", "--", "hostname"]
+    proxy = next(a for a in argv if a.startswith("ProxyCommand="))
+    assert "-W %h:%p 198.51.100.7" in proxy
+    assert f"-F {tmp_path / 'ssh_config'}" in proxy and str(names.private_key_path(s)) in proxy
+    assert "ProxyCommand" not in " ".join(ssh.ssh_argv(s, "198.51.100.7", binary="/usr/bin/ssh"))
+
+
+@pytest.mark.parametrize("environ,message", [
+    ({"POD_NETWORK_BACKEND": "udp"}, r"^POD_NETWORK_BACKEND .*host-gw, vxlan"),
+    ({"DNS_NAMESERVERS": "1.1.1.1,dns.example"}, r"^DNS_NAMESERVERS .*IPv4 address"),
+    ({"ADMIN_CIDR": "203.0.113.5/24"}, r"^ADMIN_CIDR .*CIDR"),
+    ({"CLOUD_KIND": "flex"}, r"^CLOUD_KIND .*legacy, openstack or empty"),
+])
+def test_openstack_settings_are_checked(environ, message):
+    import re
+
+    from tasks.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        load(**environ)
+    assert re.search(message, str(err.value)), str(err.value)
+
+
+FLEX_FLAVORS = [
+    {"id": "f1", "name": "gp.5.1.2", "vcpus": 1, "ram": 2048, "disk": 40},
+    {"id": "f2", "name": "gp.5.2.4", "vcpus": 2, "ram": 4096, "disk": 40},
+    {"id": "f3", "name": "gp.5.4.8", "vcpus": 4, "ram": 8192, "disk": 40},
+    {"id": "f4", "name": "mo.5.2.16", "vcpus": 2, "ram": 16384, "disk": 40},
+    {"id": "f5", "name": "gp.5.1.1", "vcpus": 1, "ram": 1024, "disk": 20, "OS-FLV-DISABLED:disabled": True},
+    {"id": "f6", "name": "gp.5.2.2", "vcpus": 2, "ram": 1536, "disk": 40},
+]
+
+
+@pytest.mark.parametrize("role,flavors,expected", [
+    ("master", FLEX_FLAVORS, "gp.5.2.4"),      # 2 vCPU, 1700 MB: not gp.5.2.2 (1536 MB)
+    ("node", FLEX_FLAVORS, "gp.5.2.2"),        # least RAM that fits; gp.5.1.1 is disabled
+    ("master", FLEX_FLAVORS[:1], None),
+    ("node", [{"id": "x", "name": "odd", "vcpus": "2", "ram": "2048"}], "odd"),
+])
+def test_the_smallest_flavor_that_meets_the_roles_minimum(role, flavors, expected):
+    from tasks import servers
+
+    found = servers.smallest_flavor(role, flavors)
+    assert (found or {}).get("name") == expected
+
+
+def test_target_flavor_is_the_kinds_pick_or_the_setting():
+    s = load(KUBE_NODE_FLAVOR="gp.5.4.8")
+    target = kinds.Target("n", "k", flavors=(("master", "f2"),))
+    assert target.flavor(s, "master") == "f2" and target.flavor(s, "node") == "gp.5.4.8"
+
+
+@pytest.mark.parametrize("temp_urls,version,expected", [
+    (True, None, "temp-url"), (True, "v1.31.4", "temp-url"), (False, "v1.31.4", "release-site")])
+def test_release_delivery(temp_urls, version, expected):
+    from tasks import upload
+
+    assert upload.delivery(temp_urls, version) == expected
+
+
+def test_a_custom_build_without_temp_urls_stops_with_one_line():
+    from tasks import upload
+
+    with pytest.raises(CloudError) as err:
+        upload.delivery(False, None, "the object storage at https://swift.example has no temp URL support")
+    assert "a custom build can reach the servers only through a temp URL" in str(err.value)
+    assert "\n" not in str(err.value)
