@@ -5,8 +5,9 @@ the internet), ServiceNet (eth1: the release download from Cloud Files
 without billing) and the cluster's isolated Cloud Network (eth2: cluster
 traffic: the API server's advertised address, the kubelet's node IP, etcd,
 the join address; and pod traffic, flannel host-gw). The Cloud Network
-address is found by NOVA_NETWORK's CIDR (Server.ipv4_in). Public addresses come from Nova once a server exists;
-there are no security groups, so every port of PublicNet is reachable.
+address is found by NOVA_NETWORK's CIDR (Server.ipv4_in). Public addresses
+come from Nova once a server exists; there are no security groups, so the
+servers' own nftables firewall (kube-firewall.service) closes PublicNet.
 See kinds.py for what each name here means.
 """
 
@@ -48,7 +49,12 @@ def reach(s, cloud, found):
 
 
 def exposure(s):
-    return ["every server has a PublicNet address; the legacy cloud has no security groups"]
+    """What the host firewall (firewall.nft) lets in on PublicNet."""
+    lines = ["SSH (22) on every server and the API server (6443) on the master, from everywhere "
+             "(PublicNet; the servers' host firewall, the legacy cloud has no security groups)"]
+    if s.PUBLIC_NODEPORTS:
+        lines.append("NodePorts (30000-32767, TCP and UDP) on every server (PUBLIC_NODEPORTS=true)")
+    return lines
 
 
 def network_rows(s, cloud):

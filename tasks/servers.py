@@ -83,11 +83,13 @@ class Server:
     @property
     def cluster_ip(self):
         """Where cluster traffic runs: the API server's advertised address,
-        the kubelet's node IP (legacy: ServiceNet; OpenStack: the port on
-        the cluster's network)."""
+        the kubelet's node IP (legacy: the Cloud Network; OpenStack: the
+        port on the cluster's network). The cloud kind's reach() sets it:
+        Nova's addresses alone do not say which network is the cluster's
+        (that takes NOVA_NETWORK, see ipv4_in)."""
         if self.reach is not None:
             return self.reach.cluster_ip or None
-        return self.servicenet_ip
+        return None
 
     @property
     def ssh_address(self):

@@ -19,8 +19,8 @@ SERVER_HEADER = ["server", "role", "status", "cluster IP", "public", "Cloud Netw
 
 def server_rows(s, found):
     """One row per server (remote.cluster_servers order): the address
-    cluster traffic uses (legacy: ServiceNet; OpenStack: the cluster
-    network), the public one, and the jump host SSH goes through, if any."""
+    cluster traffic uses (legacy: the Cloud Network; OpenStack: the
+    cluster network), the public one, and the jump host SSH goes through, if any."""
     label = names.network_label(s)
     return [[srv.name, remote.role_of(srv) or "?", srv.status, srv.cluster_ip or "-",
              srv.public_ip or "-", srv.ipv4(label) or "-", srv.ssh_gateway or "-"] for srv in found]

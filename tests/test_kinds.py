@@ -200,3 +200,27 @@ def test_a_custom_build_without_temp_urls_stops_with_one_line():
         upload.delivery(False, None, "the object storage at https://swift.example has no temp URL support")
     assert "a custom build can reach the servers only through a temp URL" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_legacy_cluster_traffic_runs_on_the_cloud_network_found_by_nova_network():
+    """t13: the API server, kubelet and joins use the address inside
+    NOVA_NETWORK (whatever its label), never ServiceNet; SSH uses PublicNet."""
+    s = load(NOVA_NETWORK="192.168.0.0/24")
+    listed = Server(id="1", name="demo-master", status="ACTIVE", addresses={
+        "public": [{"version": 4, "addr": "198.51.100.5"}],
+        "private": [{"version": 4, "addr": "10.176.0.5"}],
+        "some-label": [{"version": 4, "addr": "192.168.0.5"}]})
+    srv = kind_legacy.reach(s, None, [listed])[0]
+    assert (srv.cluster_ip, srv.ssh_address, srv.public_ip, srv.ssh_gateway) == (
+        "192.168.0.5", "198.51.100.5", "198.51.100.5", "")
+    # Not on the Cloud Network yet: no cluster address (no ServiceNet fallback).
+    booting = Server(id="2", name="demo-node-1", status="BUILD",
+                     addresses={"private": [{"version": 4, "addr": "10.176.0.6"}]})
+    assert kind_legacy.reach(s, None, [booting])[0].cluster_ip is None
+
+
+@pytest.mark.parametrize("nodeports", [False, True])
+def test_legacy_plan_says_what_the_host_firewall_opens(nodeports):
+    lines = kind_legacy.exposure(load(PUBLIC_NODEPORTS=str(nodeports).lower()))
+    assert "SSH (22)" in lines[0] and "6443" in lines[0]
+    assert any("30000-32767" in line for line in lines) is nodeports
