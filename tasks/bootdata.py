@@ -4,7 +4,7 @@ server boots with, as the bytes Nova gets (before base64).
 `BootData(s, release).user_data(role, index, master_ip)` gathers the facts a
 server needs (userdata.ClusterFacts: the release temp URL, sha256 and version, the
 cluster key, the PKI from the state dir, and for nodes their index and the
-master's ServiceNet address) and hands them to userdata.render / encode.
+master's Cloud Network address) and hands them to userdata.render / encode.
 """
 
 import dataclasses
@@ -54,10 +54,19 @@ class BootData:
                 if not version:
                     raise UserError(f"cannot tell which Kubernetes version {release.container}/"
                                     f"{release.object_name} holds; set KUBE_VERSION to it (e.g. v1.31.4)")
+                material = pki.ensure(names.state_dir(s), token_ttl=s.BOOTSTRAP_TOKEN_TTL)
                 self._base = userdata.ClusterFacts.from_pki(
-                    pki.ensure(names.state_dir(s)), kube_version=version, release_url=release.url,
+                    material, kube_version=version, release_url=release.url,
                     release_sha256=release.sha256, ssh_public_key=sshkeys.ensure_local(s).public_key)
             return self._base
+
+    def use_token(self, record):
+        """Render with the pki.TokenRecord `record` instead of the recorded
+        token (`inv plan` previews a renewal it does not make)."""
+        base = self.base_facts()
+        with self._lock:
+            self._base = dataclasses.replace(base, bootstrap_token=record.token,
+                                             bootstrap_token_expires=record.expires_text)
 
     def facts(self, role, index, master_ip):
         if role == "node":

@@ -14,13 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-import requests
 from invoke import task
 
-from . import progress, settings
+from . import lazy, progress, settings
 from . import release as rel
 from .errors import UserError
 from .names import RELEASE_TARBALL
+
+requests = lazy.module("requests")
 
 LAST_LINES = 5
 TIMEOUT = (15, 60)  # connect, read: seconds

@@ -8,12 +8,16 @@ Endpoints come from the catalog by type, name and OS_REGION_NAME; the
 
 import functools
 import logging
+import random
+import threading
+import time
 
-from keystoneauth1 import adapter as ks_adapter
-from keystoneauth1 import exceptions as ks_exc
-from keystoneauth1 import session as ks_session
-
+from . import lazy
 from .errors import CloudError
+
+ks_adapter = lazy.module("keystoneauth1.adapter")
+ks_exc = lazy.module("keystoneauth1.exceptions")
+ks_session = lazy.module("keystoneauth1.session")
 
 # (settings override, catalog type, Rackspace catalog name)
 SERVICES = {
@@ -25,19 +29,206 @@ SERVICES = {
 # Statuses worth retrying for any request: the request was not acted on
 # (408, 413/429: Rackspace answers 413 overLimit with Retry-After) or the
 # service is struggling (5xx).
-RETRY_STATUSES = [408, 413, 429, 500, 502, 503, 504]
-# For creates, 5xx is ambiguous (the server may exist after all): callers
-# look the resource up by name before trying again, so only rate limits are
-# retried blindly.
-RETRY_STATUSES_CREATE = [408, 413, 429]
-RETRIES = 6
-CONNECT_RETRIES = 3
-# Seconds a request may wait on the socket: a hung connection fails (and is
-# retried or, for a create, looked up) instead of stalling the run forever.
-REQUEST_TIMEOUT = 60
+RETRY_STATUSES = frozenset({408, 413, 429, 500, 502, 503, 504})
+# For creates, 5xx is ambiguous (the resource may exist after all): callers
+# look the resource up by name before trying again (`create_or_find`), so
+# only the statuses that say "not acted on" are retried blindly.
+RETRY_STATUSES_CREATE = frozenset({408, 413, 429})
+# Every request gets ATTEMPTS tries within RETRY_BUDGET seconds of waiting,
+# whichever runs out first: a quarter of requests failing leaves a run with
+# hundreds of requests a chance of about 1e-3 of losing one (0.25**9 each).
+ATTEMPTS = 9
+RETRY_BUDGET = 300.0
+BACKOFF_START = 0.5
+BACKOFF_MAX = 30.0
+MAX_RETRY_AFTER = 120.0
+# Creates whose outcome is unknown are looked up and tried again this often.
+CREATE_ATTEMPTS = 8
+LOOKUP_DELAY_MAX = 4.0
 
 # keystoneauth logs each retry at WARNING; keep our output to our own lines.
 logging.getLogger("keystoneauth").setLevel(logging.ERROR)
+
+
+def retry_delay(attempt, headers=None, rng=random.random):
+    """Seconds to wait before retry number `attempt` (0-based): Retry-After
+    when the service sent one in seconds (capped), else exponential backoff
+    with jitter."""
+    for key, value in (headers or {}).items():
+        if key.lower() == "retry-after":
+            try:
+                return min(max(float(value), 0.0), MAX_RETRY_AFTER)
+            except (TypeError, ValueError):
+                break   # an HTTP date: fall back to backoff
+    return min(BACKOFF_MAX, BACKOFF_START * 2.0 ** attempt) * (0.5 + rng() / 2)
+
+
+def retriable(method, authenticated=None, status=None, error=None):
+    """Pure: may a request that got `status` (or raised `error`) be sent
+    again as it is? POSTs that create something are not, unless the answer
+    says it was not acted on: a 5xx, a reset or a timeout may hide a create
+    that happened (callers look it up, see create_or_find). The token
+    request (an unauthenticated POST) creates nothing and is always safe."""
+    safe = method.upper() != "POST" or authenticated is False
+    if error is not None:
+        return safe and isinstance(error, ks_exc.ConnectionError) and not isinstance(error, ks_exc.SSLError)
+    return status in (RETRY_STATUSES if safe else RETRY_STATUSES_CREATE)
+
+
+def RetryingSession(*args, **kwargs):   # noqa: N802 - a class, made on first use
+    """A keystoneauth Session that retries: see _session_class."""
+    return _session_class()(*args, **kwargs)
+
+
+@functools.cache
+def _session_class():
+    # Defined on first use: subclassing needs keystoneauth1, which `inv
+    # --list` must not import (see tasks/lazy.py).
+    class RetryingSession(ks_session.Session):
+        """A keystoneauth Session whose every request, whatever the service,
+        retries transient failures: ATTEMPTS tries within RETRY_BUDGET seconds,
+        backoff with jitter, Retry-After honoured (see `retriable` for what is
+        safe to send again). The auth plugin sends the token request through
+        this session too, first time and on a refresh after a 401.
+
+        keystoneauth's own retries stay off: they count connect and status
+        retries apart, know no time budget, and the auth plugin asks for none."""
+
+        def __init__(self, *args, sleep=time.sleep, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._sleep = sleep
+            self.pacers = {}   # (method, URL prefix) -> Pacer, see pace()
+
+        def pace(self, method, prefix, pacer):
+            """Send every `method` request under `prefix` through `pacer`,
+            retries included."""
+            self.pacers[(method.upper(), prefix.rstrip("/"))] = pacer
+
+        def _pace(self, method, url, endpoint_override):
+            if not self.pacers:
+                return
+            full = url if "://" in url else f"{(endpoint_override or '').rstrip('/')}/{url.lstrip('/')}"
+            for (verb, prefix), pacer in self.pacers.items():
+                if verb == method.upper() and (full == prefix or full.startswith(prefix + "/")):
+                    pacer()
+
+        def request(self, url, method, **kwargs):
+            for key in ("connect_retries", "status_code_retries"):
+                kwargs[key] = 0
+            kwargs.pop("retriable_status_codes", None)
+            raise_exc = kwargs.pop("raise_exc", True)
+            authenticated = kwargs.get("authenticated")
+            start = time.monotonic()
+            attempt = 0
+            slept = 0.0
+
+            def spent(delay):
+                # Time since the first try, and at least what we slept (a test's
+                # sleep may not take time).
+                return max(time.monotonic() - start, slept) + delay
+
+            while True:
+                self._pace(method, url, kwargs.get("endpoint_override"))
+                try:
+                    resp = super().request(url, method, raise_exc=False, **kwargs)
+                except ks_exc.ConnectionError as exc:
+                    if not retriable(method, authenticated, error=exc):
+                        raise
+                    delay = retry_delay(attempt)
+                    if attempt + 1 >= ATTEMPTS or spent(delay) > RETRY_BUDGET:
+                        raise
+                else:
+                    if not (retriable(method, authenticated, status=resp.status_code)
+                            and attempt + 1 < ATTEMPTS):
+                        if raise_exc and resp.status_code >= 400:
+                            raise ks_exc.from_response(resp, method, url)
+                        return resp
+                    delay = retry_delay(attempt, resp.headers)
+                    if spent(delay) > RETRY_BUDGET:
+                        if raise_exc:
+                            raise ks_exc.from_response(resp, method, url)
+                        return resp
+                self._sleep(delay)
+                slept += delay
+                attempt += 1
+
+    return RetryingSession
+
+
+class Pacer:
+    """Keeps requests under a rate limit of `value` per `seconds`, shared by
+    every thread: a leaky bucket like Nova's own limiter, but using only
+    half its burst, so other clients of the account and the requests' jitter
+    on the way still leave room. `used`: requests the service already counts
+    (from its "remaining"). Calls `report(line)` at most every `every`
+    seconds while pacing is what requests wait for."""
+
+    def __init__(self, value, seconds, source, used=0, report=None, every=10.0,
+                 clock=time.monotonic, sleep=time.sleep):
+        self.interval = seconds / value
+        self.burst = max(1.0, value / 2)
+        self.describe = f"{value} POSTs per {_per(seconds)} ({source})"
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        # Theoretical arrival time of the next request (GCRA).
+        self._tat = clock() + max(0, used) * self.interval
+        self._report, self._every, self._reported = report, every, None
+        self.sent = 0
+
+    def delay(self):
+        """Reserve the next slot; returns the seconds to wait for it."""
+        with self._lock:
+            now = self._clock()
+            tat = max(self._tat, now)
+            wait = max(0.0, tat - (self.burst - 1) * self.interval - now)
+            self._tat = tat + self.interval
+            self.sent += 1
+            if wait > 0 and self._report is not None and (
+                    self._reported is None or now - self._reported >= self._every):
+                self._reported = now
+                self._report(f"pacing: waiting {wait:.1f}s for the compute rate limit, {self.describe}; "
+                             f"{self.sent} POSTs so far")
+            return wait
+
+    def __call__(self):
+        wait = self.delay()
+        if wait > 0:
+            self._sleep(wait)
+
+
+def _per(seconds):
+    names = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
+    return names.get(seconds, f"{seconds:g}s")
+
+
+def create_or_find(what, create, find, ambiguous, sleep=time.sleep, attempts=CREATE_ATTEMPTS, describe=None):
+    """create() -> the new resource. When it fails with an unknown outcome
+    (ambiguous(exc): a 5xx, a reset, a timeout), find() -> the resource if
+    it was made after all (used as is), or None: then create() runs again,
+    up to `attempts` times. Other failures propagate. The user is asked to
+    re-run only after every attempt failed and nothing appeared."""
+    last = None
+    for attempt in range(attempts):
+        try:
+            return create()
+        except Exception as exc:   # noqa: BLE001: ambiguous() decides
+            if not ambiguous(exc):
+                raise
+            last = exc
+        # A service may list what it just made a moment late; and a service
+        # that fails every create should not hold the run for minutes.
+        sleep(min(LOOKUP_DELAY_MAX, BACKOFF_START * 2 ** attempt))
+        found = find()
+        if found is not None:
+            return found
+    raise CloudError(f"{what}: {(describe or describe_any)(last)}; nothing was made in {attempts} attempts; "
+                     "re-run when the cloud answers again")
+
+
+def describe_any(exc):
+    if isinstance(exc, ks_exc.HttpError):
+        return describe(exc)
+    return str(getattr(exc, "message", None) or exc) or type(exc).__name__
 
 
 def auth_plugin(s):
@@ -56,7 +247,10 @@ class Cloud:
     def __init__(self, s):
         s.require_credentials()
         self.settings = s
-        self.session = ks_session.Session(auth=auth_plugin(s), timeout=REQUEST_TIMEOUT)
+        # API_TIMEOUT: seconds a request may wait on the socket; a hung
+        # connection fails (and is retried or, for a create, looked up)
+        # instead of stalling the run.
+        self.session = RetryingSession(auth=auth_plugin(s), timeout=s.API_TIMEOUT)
 
     @functools.cached_property
     def access(self):
@@ -66,7 +260,7 @@ class Cloud:
             raise CloudError(
                 f"Rackspace Identity at {self.settings.OS_AUTH_URL} refused the credentials of "
                 f"OS_USERNAME={self.settings.OS_USERNAME}; check OS_API_KEY / OS_PASSWORD") from None
-        except ks_exc.ConnectFailure:
+        except ks_exc.ConnectionError:
             raise CloudError(f"cannot reach OS_AUTH_URL {self.settings.OS_AUTH_URL}; check the URL and your network") from None
         except ks_exc.HttpError as exc:
             raise CloudError(f"Rackspace Identity at {self.settings.OS_AUTH_URL}: {describe(exc)}") from None
@@ -104,12 +298,8 @@ class Cloud:
             f"the catalog has it in: {', '.join(regions) or 'no region'} (or set {override_name})")
 
     def adapter(self, service, interface="public"):
-        """A keystoneauth Adapter for `service` that retries, with
-        exponential backoff and Retry-After honoured, on RETRY_STATUSES."""
-        return ks_adapter.Adapter(
-            self.session, endpoint_override=self.endpoint(service, interface),
-            status_code_retries=RETRIES, retriable_status_codes=RETRY_STATUSES,
-            connect_retries=CONNECT_RETRIES)
+        """A keystoneauth Adapter for `service` (the session retries)."""
+        return ks_adapter.Adapter(self.session, endpoint_override=self.endpoint(service, interface))
 
 
 def describe(exc):

@@ -1,9 +1,12 @@
 """Cloud Files (OpenStack Swift): the only module that talks to it.
 
 Connections are python-swiftclient's, authenticated by our keystoneauth
-session (a 401 re-authenticates once). Retries are ours, not swiftclient's:
-bounded, with exponential backoff, on 408/413/429/5xx and broken
-connections, honouring Retry-After (Rackspace answers 413/429 with it).
+session (a 401 re-authenticates once). Retries are ours, not swiftclient's,
+with the policy of every other service (cloud.ATTEMPTS, cloud.RETRY_BUDGET,
+cloud.retry_delay): on 408/413/429/5xx, broken connections and timeouts
+(API_TIMEOUT), honouring Retry-After (Rackspace answers 413/429 with it).
+Every Swift request we make is idempotent (PUT, POST of metadata, GET,
+HEAD, DELETE where 404 counts as done), so all may be sent again.
 
 Large files go up as a static large object (SLO): segments under
 `<object>.segments/<upload id>/<n>` in the same container, several at once,
@@ -27,13 +30,11 @@ from swiftclient.exceptions import ClientException
 from swiftclient.utils import LengthWrapper, generate_temp_url
 
 from . import names
+from . import cloud as cloudmod
 from .cloud import RETRY_STATUSES
 from .errors import CloudError, UserError
 
-RETRIES = 6
-MAX_BACKOFF = 30.0
-MAX_RETRY_AFTER = 120.0
-TIMEOUT = 120
+RETRIES = cloudmod.ATTEMPTS - 1
 MAX_SEGMENTS = 1000  # Swift's default max_manifest_segments
 # Digests the servers' temp URLs may be signed with, strongest first.
 DIGEST_PREFERENCE = ("sha512", "sha256", "sha1")
@@ -55,22 +56,11 @@ def connect(cloud):
     thread: connections are not thread-safe."""
     return swift.Connection(
         preauthurl=cloud.endpoint("object-store"), preauthtoken=cloud.token,
-        session=cloud.session, retries=0, timeout=TIMEOUT)
+        session=cloud.session, retries=0, timeout=cloud.settings.API_TIMEOUT)
 
 
 def retry_delay(attempt, headers=None, rng=random.random):
-    """Seconds to wait before retry number `attempt` (0-based): Retry-After
-    when the service sent one (capped), else exponential backoff with jitter."""
-    value = None
-    for key, v in (headers or {}).items():
-        if key.lower() == "retry-after":
-            value = v
-    if value is not None:
-        try:
-            return min(max(float(value), 0.0), MAX_RETRY_AFTER)
-        except ValueError:
-            pass  # an HTTP date: fall back to backoff
-    return min(MAX_BACKOFF, 2.0 ** attempt) * (0.5 + rng() / 2)
+    return cloudmod.retry_delay(attempt, headers, rng)
 
 
 def retriable(exc):
@@ -82,6 +72,7 @@ def retriable(exc):
 def call(fn, *args, reset=None, cancel=None, **kwargs):
     """fn(*args, **kwargs), retried on what retrying can fix; the last error
     is raised as is (callers turn it into one line with `fail`)."""
+    start = time.monotonic()
     for attempt in range(RETRIES + 1):
         try:
             return fn(*args, **kwargs)
@@ -90,6 +81,8 @@ def call(fn, *args, reset=None, cancel=None, **kwargs):
                 raise
             headers = getattr(exc, "http_response_headers", None)
             delay = retry_delay(attempt, headers)
+            if time.monotonic() - start + delay > cloudmod.RETRY_BUDGET:
+                raise
         if cancel is not None and cancel.wait(delay):
             raise Interrupted()
         if cancel is None:

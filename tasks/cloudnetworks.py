@@ -2,21 +2,21 @@
 network API.
 
 The endpoint carries no tenant (https://ord.networks.api.rackspacecloud.com/v2.0);
-the token names it. Reads retry on every status in cloud.RETRY_STATUSES;
-creates only on 408/413/429, and a 5xx or timeout on a create is followed by
-a look-up by name (Neutron allows duplicate names, so a blind retry could
-leave two networks).
+the token names it. Every request retries transient failures
+(cloud.RetryingSession); creates blindly only on 408/413/429: a 5xx, reset
+or timeout on a create is followed by a look-up by name (Neutron allows
+duplicate names, so a blind retry could leave two networks) and only then
+by another attempt (cloud.create_or_find).
 """
 
 import time
 
-from keystoneauth1 import adapter as ks_adapter
-from keystoneauth1 import exceptions as ks_exc
 
 from . import cloud as cloudmod
+from . import lazy
 from .errors import CloudError
 
-LOOKUP_DELAY = 2.0
+ks_exc = lazy.module("keystoneauth1.exceptions")
 
 
 class InUse(CloudError):
@@ -29,9 +29,6 @@ class CloudNetworks:
         self.cloud = cloud
         self.endpoint = cloud.endpoint("network")
         self.api = cloud.adapter("network")
-        self.api_create = ks_adapter.Adapter(
-            cloud.session, endpoint_override=self.endpoint, status_code_retries=cloudmod.RETRIES,
-            retriable_status_codes=cloudmod.RETRY_STATUSES_CREATE, connect_retries=0)
 
     def _call(self, what, adapter, method, path, **kwargs):
         try:
@@ -82,31 +79,36 @@ class CloudNetworks:
     def delete_network(self, network_id):
         return self._delete("network", network_id)
 
-    def create_network(self, name):
-        what = f"creating Cloud Network {name}"
-        try:
-            return self.api_create.post("/networks", json={"network": {"name": name}}).json()["network"]
-        except (ks_exc.HttpError, ks_exc.ConnectionError) as exc:
-            if isinstance(exc, ks_exc.HttpError) and exc.http_status < 500 and exc.http_status != 408:
-                cloudmod.fail(exc, what)
-            time.sleep(LOOKUP_DELAY)
-            found = self.networks(name)
-            if len(found) == 1:
-                return found[0]
-            reason = cloudmod.describe(exc) if isinstance(exc, ks_exc.HttpError) else str(exc)
-            raise CloudError(f"{what}: {reason}; no network of that name appeared, re-run") from None
+    def _create(self, what, path, body, key, find, sleep):
+        def create():
+            try:
+                return self.api.post(path, json=body).json()[key]
+            except ks_exc.HttpError as exc:
+                if not _ambiguous(exc):
+                    cloudmod.fail(exc, what)
+                raise
 
-    def create_subnet(self, network_id, name, cidr):
-        what = f"creating subnet {cidr} on Cloud Network {network_id}"
+        return cloudmod.create_or_find(what, create, find, _ambiguous, sleep=sleep)
+
+    def create_network(self, name, sleep=time.sleep):
+        def find():
+            found = self.networks(name)
+            return found[0] if found else None
+
+        return self._create(f"creating Cloud Network {name}", "/networks", {"network": {"name": name}},
+                            "network", find, sleep)
+
+    def create_subnet(self, network_id, name, cidr, sleep=time.sleep):
+        def find():
+            return next((sn for sn in self.subnets(network_id) if sn.get("cidr") == str(cidr)), None)
+
         body = {"subnet": {"network_id": network_id, "ip_version": 4, "cidr": str(cidr), "name": name}}
-        try:
-            return self.api_create.post("/subnets", json=body).json()["subnet"]
-        except (ks_exc.HttpError, ks_exc.ConnectionError) as exc:
-            if isinstance(exc, ks_exc.HttpError) and exc.http_status < 500 and exc.http_status != 408:
-                cloudmod.fail(exc, what)
-            time.sleep(LOOKUP_DELAY)
-            found = [sn for sn in self.subnets(network_id) if sn.get("cidr") == str(cidr)]
-            if found:
-                return found[0]
-            reason = cloudmod.describe(exc) if isinstance(exc, ks_exc.HttpError) else str(exc)
-            raise CloudError(f"{what}: {reason}; no subnet appeared, re-run") from None
+        return self._create(f"creating subnet {cidr} on Cloud Network {network_id}", "/subnets", body,
+                            "subnet", find, sleep)
+
+
+def _ambiguous(exc):
+    """Did the create perhaps happen although we got no success answer?"""
+    if isinstance(exc, ks_exc.HttpError):
+        return exc.http_status >= 500 or exc.http_status == 408
+    return isinstance(exc, ks_exc.ConnectionError)

@@ -1,15 +1,15 @@
 """Cloud Servers (Nova): the only module that calls the compute API.
 
-python-novaclient on the shared keystoneauth session, API version 2.0 (what
-Rackspace and Mimic speak). Every call retries on cloud.RETRY_STATUSES with
-backoff and Retry-After honoured (keystoneauth does it; novaclient passes
-the options through to its Adapter). Creates retry only on 408/413/429: a 5xx
-or a timeout may hide a server that was created after all, so
-`create_server` looks the name up before it tries again.
+python-novaclient on the shared session, API version 2.0 (what Rackspace and
+Mimic speak). Every request retries transient failures (cloud.RetryingSession);
+creates retry blindly only on 408/413/429: a 5xx, a reset or a timeout may
+hide a server or keypair that was made after all, so they are looked up
+before the next attempt (cloud.create_or_find).
 """
 
 import base64
 import difflib
+import re
 import threading
 import time
 import weakref
@@ -21,16 +21,14 @@ from novaclient import client as nova_client
 from novaclient import exceptions as nova_exc
 
 from . import cloud as cloudmod
-from . import names
+from . import names, progress
 from .errors import CloudError, ConfigError
-from .servers import GONE, Server
+from .servers import FLAVOR_SETTINGS, GONE, Server, flavor_problem
 
 PUBLICNET = "00000000-0000-0000-0000-000000000000"
 SERVICENET = "11111111-1111-1111-1111-111111111111"
 # Nova rejects user_data whose base64 form exceeds 65535 bytes.
 USER_DATA_LIMIT = 65535
-CREATE_ATTEMPTS = 3
-LOOKUP_DELAYS = (1.0, 3.0, 6.0)   # before each look-up after an ambiguous create
 
 _cache = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
@@ -58,7 +56,9 @@ def _ambiguous(exc):
     """Did the create perhaps happen although we got no success answer?"""
     if isinstance(exc, nova_exc.ClientException):
         return exc.code is None or exc.code >= 500 or exc.code == 408
-    return isinstance(exc, (ks_exc.ConnectionError, ks_exc.RetriableConnectionFailure))
+    if isinstance(exc, ks_exc.HttpError):
+        return exc.http_status >= 500 or exc.http_status == 408
+    return isinstance(exc, ks_exc.ConnectionError)
 
 
 class Unavailable(CloudError):
@@ -91,16 +91,34 @@ class CloudServers:
         self.endpoint = cloud.endpoint("compute")
         common = dict(session=cloud.session, endpoint_override=self.endpoint,
                       region_name=cloud.settings.OS_REGION_NAME)
-        self.nova = nova_client.Client(
-            "2", status_code_retries=cloudmod.RETRIES, retriable_status_codes=cloudmod.RETRY_STATUSES,
-            connect_retries=cloudmod.CONNECT_RETRIES, **common)
-        # No blind connect retries for creates either: a dropped connection
-        # is ambiguous, create_server looks before it leaps.
-        self.nova_create = nova_client.Client(
-            "2", status_code_retries=cloudmod.RETRIES, retriable_status_codes=cloudmod.RETRY_STATUSES_CREATE,
-            connect_retries=0, **common)
+        self.nova = nova_client.Client("2", **common)
+        self._pacers = None
+        self._pacers_lock = threading.Lock()
+        cloud.session.pace("POST", self.endpoint, self._pace)
         self._images = None
         self._flavors = None
+
+    # -- rate limits -----------------------------------------------------------
+    def _pace(self):
+        """Before every compute POST: wait for our turn under the account's
+        POST limits (read from /limits once, at the first POST)."""
+        with self._pacers_lock:
+            if self._pacers is None:
+                self._pacers = self._make_pacers()
+        for pacer in self._pacers:
+            pacer()
+
+    def _make_pacers(self):
+        s = self.cloud.settings
+        try:
+            body = self.nova.client.get("/limits")[1] or {}
+        except (nova_exc.ClientException, ks_exc.ClientException):
+            body = {}   # pacing by the setting is the safe side
+        found = post_limits(body)
+        if not found:
+            found = [(s.COMPUTE_POST_LIMIT, 60, 0, "COMPUTE_POST_LIMIT")]
+        return [cloudmod.Pacer(value, seconds, source, used=used, report=progress.info)
+                for value, seconds, used, source in found]
 
     # -- errors ------------------------------------------------------------
     def _fail(self, what, exc):
@@ -132,11 +150,18 @@ class CloudServers:
             self._images = self._pages("listing images", "/images/detail", "images")
         return _resolve("KUBE_IMAGE", ref, self._images, "image", self.cloud.settings.OS_REGION_NAME)
 
-    def flavor_id(self, setting, ref):
-        """KUBE_MASTER_FLAVOR / KUBE_NODE_FLAVOR as an ID or a name."""
+    def flavor_id(self, role, ref):
+        """KUBE_MASTER_FLAVOR / KUBE_NODE_FLAVOR (by `role`) as an ID or a
+        name; ConfigError when it is below the role's minimum size."""
         if self._flavors is None:
-            self._flavors = self._pages("listing flavors", "/flavors", "flavors")
-        return _resolve(setting, ref, self._flavors, "flavor", self.cloud.settings.OS_REGION_NAME)
+            # /detail: the plain list has no vcpus or ram.
+            self._flavors = self._pages("listing flavors", "/flavors/detail", "flavors")
+        flavor_id = _resolve(FLAVOR_SETTINGS[role], ref, self._flavors, "flavor", self.cloud.settings.OS_REGION_NAME)
+        flavor = next(f for f in self._flavors if f.get("id") == flavor_id)
+        problem = flavor_problem(role, flavor, self._flavors)
+        if problem:
+            raise ConfigError(problem)
+        return flavor_id
 
     # -- keypairs ------------------------------------------------------------
     def keypair(self, name):
@@ -149,22 +174,24 @@ class CloudServers:
             self._fail(f"reading keypair {name}", exc)
         return kp.name, kp.public_key, kp.fingerprint
 
-    def create_keypair(self, name, public_key):
+    def create_keypair(self, name, public_key, sleep=time.sleep):
         """Register `public_key`; returns the keypair as `keypair()` does.
-        A 409 or an ambiguous failure is answered by reading it back."""
-        try:
-            kp = self.nova_create.keypairs.create(name, public_key=public_key)
+        A 409 (a concurrent run made it) is answered by reading it back, an
+        unknown outcome by a look-up and, when there is none, another try."""
+        what = f"registering keypair {name}"
+
+        def create():
+            try:
+                kp = self.nova.keypairs.create(name, public_key=public_key)
+            except nova_exc.Conflict:
+                return self.keypair(name)
+            except (nova_exc.ClientException, ks_exc.ClientException) as exc:
+                if not _ambiguous(exc):
+                    self._fail(what, exc)
+                raise
             return kp.name, kp.public_key, kp.fingerprint
-        except nova_exc.Conflict:
-            pass
-        except (nova_exc.ClientException, ks_exc.ClientException) as exc:
-            if not _ambiguous(exc):
-                self._fail(f"registering keypair {name}", exc)
-            time.sleep(LOOKUP_DELAYS[0])
-        found = self.keypair(name)
-        if found is None:
-            raise CloudError(f"registering keypair {name}: Nova failed and has no such keypair; re-run")
-        return found
+
+        return cloudmod.create_or_find(what, create, lambda: self.keypair(name), _ambiguous, sleep=sleep, describe=describe)
 
     def delete_keypair(self, name):
         """True when deleted, False when there was none."""
@@ -212,27 +239,56 @@ class CloudServers:
 
     def create_server(self, s, request, ignore_ids=(), sleep=time.sleep):
         """Create one server; returns its id. A 4xx stops with the API's
-        message; a 5xx or timeout is followed by a look-up by name and only
-        then, if no server appeared, by another attempt."""
+        message; a 5xx, reset or timeout is followed by a look-up by name
+        and only then, if no server appeared, by another attempt."""
         request.check()
-        last = None
-        for attempt in range(CREATE_ATTEMPTS):
+        what = f"creating server {request.name}"
+
+        def create():
             try:
-                created = self.nova_create.servers.create(
+                return self.nova.servers.create(
                     request.name, image=request.image_id, flavor=request.flavor_id, meta=request.metadata,
                     userdata=request.user_data, key_name=request.key_name, config_drive=True,
-                    nics=[{"net-id": net} for net in request.network_ids])
-                return created.id
+                    nics=[{"net-id": net} for net in request.network_ids]).id
             except (nova_exc.ClientException, ks_exc.ClientException) as exc:
                 if not _ambiguous(exc):
-                    self._fail(f"creating server {request.name}", exc)
-                last = exc
-            sleep(LOOKUP_DELAYS[min(attempt, len(LOOKUP_DELAYS) - 1)])
+                    self._fail(what, exc)
+                raise
+
+        def find():
             found = self.find(s, request.name, ignore_ids)
-            if found:
-                return found[0].id
-        raise CloudError(f"creating server {request.name}: {describe(last)}; "
-                         f"no server appeared after {CREATE_ATTEMPTS} attempts")
+            return found[0].id if found else None
+
+        return cloudmod.create_or_find(what, create, find, _ambiguous, sleep=sleep, describe=describe)
+
+
+UNITS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
+
+
+def post_limits(body):
+    """Pure: [(value, seconds, used, source)] of the POST limits in a
+    /limits answer's rate section that apply to server creates (regex ".*"
+    or one matching /servers); `used` = value - remaining."""
+    found = []
+    for entry in (body.get("limits") or {}).get("rate") or []:
+        regex = entry.get("regex") or ".*"
+        try:
+            applies = re.search(regex, "/servers") is not None
+        except re.error:
+            applies = False
+        if not applies:
+            continue
+        for limit in entry.get("limit") or []:
+            unit = str(limit.get("unit", "")).upper()
+            try:
+                value = int(limit.get("value"))
+                remaining = int(limit.get("remaining", value))
+            except (TypeError, ValueError):
+                continue
+            if limit.get("verb", "").upper() == "POST" and unit in UNITS and value > 0:
+                found.append((value, UNITS[unit], max(0, value - remaining),
+                              f"/limits: {entry.get('uri', regex)}"))
+    return found
 
 
 def _resolve(setting, ref, items, kind, region):

@@ -11,10 +11,14 @@ import time
 
 from invoke import task
 
-from . import cloudfiles, cloudservers, kubeconfig, names, progress, remote, servers, settings
+from . import kubeconfig, lazy, lock, names, progress, servers, settings
 from .cloud import Cloud
 from .cloudnetworks import CloudNetworks, InUse
 from .errors import CloudError, UserError
+
+cloudfiles = lazy.module("tasks.cloudfiles")
+cloudservers = lazy.module("tasks.cloudservers")
+remote = lazy.module("tasks.remote")
 
 # Nova lets go of a deleted server's ports a little after the server is
 # gone; until then Neutron answers 409 (NetworkInUse / IP allocated).
@@ -110,6 +114,7 @@ def confirm(question, yes):
 
 
 @task(help={"yes": "do not ask for confirmation"})
+@lock.writer
 def down(c, yes=False):
     """Delete the cluster: servers, ports, subnet, network, keypair, uploaded release."""
     s = settings.load()

@@ -3,9 +3,11 @@ registered with Nova as INSTANCE_PREFIX-SSH_KEY_NAME."""
 
 from invoke import task
 
-from . import names, progress, settings, sshkeys
+from . import lazy, lock, names, progress, settings
 from .cloud import Cloud
 from .errors import CloudError
+
+sshkeys = lazy.module("tasks.sshkeys")
 
 
 def decide(name, local, remote):
@@ -41,6 +43,7 @@ def ensure(s, cloud):
 
 
 @task
+@lock.writer
 def keypair(c):
     """Generate ~/.ssh/SSH_KEY_NAME if missing; register it with Nova."""
     s = settings.load()

@@ -14,12 +14,14 @@ import os
 import tempfile
 from pathlib import Path
 
-import yaml
 from invoke import task
 
-from . import names
+from . import lazy, lock, names
 from .errors import UserError
 from .layout import API_PORT
+
+yaml = lazy.module("yaml")
+
 SECTIONS = ("clusters", "users", "contexts")
 
 
@@ -193,6 +195,7 @@ def write_for(s, master, target=None):
 
 
 @task(help={"path": "merge into this file instead of KUBECONFIG_PATH"})
+@lock.writer
 def kubeconfig(c, path=None):
     """Write the cluster's kubeconfig and merge it into yours (context rackspace_INSTANCE_PREFIX)."""
     from . import remote, settings

@@ -26,8 +26,14 @@ CONF_DIR = "/etc/kube-rackspace"
 STATE_DIR = "/var/lib/kube-rackspace"
 
 FETCH_SCRIPT = f"{LIB_DIR}/fetch-release.sh"
+SANDBOX_SCRIPT = f"{LIB_DIR}/containerd-sandbox.sh"
 BOOTSTRAP_SCRIPT = f"{LIB_DIR}/bootstrap.sh"
 ADDRESSES_SCRIPT = f"{LIB_DIR}/addresses.sh"
+FIREWALL_SCRIPT = f"{LIB_DIR}/firewall.sh"
+# The host firewall's nftables rules (loaded by FIREWALL_SCRIPT).
+FIREWALL_RULES = f"{CONF_DIR}/firewall.nft"
+# nftables table of the host firewall.
+FIREWALL_TABLE = "kube_rackspace"
 # curl --config file holding the temp URL, so it never shows in `ps`.
 RELEASE_CURLRC = f"{CONF_DIR}/release.curlrc"
 RELEASE_ENV = f"{CONF_DIR}/release.env"
@@ -43,25 +49,64 @@ ADDRESSES_ENV = f"{STATE_DIR}/addresses.env"
 RELEASE_MARKER = f"{STATE_DIR}/release.sha256"
 # Written last by the bootstrap unit: cloud-config's work is finished.
 DONE_MARKER = f"{STATE_DIR}/bootstrap.done"
+# Ours, around `kubeadm init`: STARTED before each attempt, DONE only after
+# one succeeded. kubeadm's own files cannot tell: it writes admin.conf long
+# before the bootstrap token, the join RBAC and the add-ons.
+INIT_STARTED_MARKER = f"{STATE_DIR}/kubeadm-init.started"
+INIT_DONE_MARKER = f"{STATE_DIR}/kubeadm-init.done"
 
-PKI_DIR = "/etc/kubernetes/pki"
+KUBERNETES_DIR = "/etc/kubernetes"
+PKI_DIR = f"{KUBERNETES_DIR}/pki"
+# containerd: Flatcar's config (read-only), our copy of it with the sandbox
+# image kubeadm expects, and the drop-in that points containerd at the copy
+# (Flatcar's containerd.service reads $CONTAINERD_CONFIG).
+FLATCAR_CONTAINERD_CONFIG = "/usr/share/containerd/config.toml"
+CONTAINERD_CONFIG = f"{CONF_DIR}/containerd.toml"
+CONTAINERD_DROPIN = "/etc/systemd/system/containerd.service.d/10-kube-rackspace.conf"
 CA_CERT = f"{PKI_DIR}/ca.crt"
 CA_KEY = f"{PKI_DIR}/ca.key"
-ADMIN_CONF = "/etc/kubernetes/admin.conf"
-KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
+ADMIN_CONF = f"{KUBERNETES_DIR}/admin.conf"
+KUBELET_CONF = f"{KUBERNETES_DIR}/kubelet.conf"
 # The kubelet default under /usr is read-only on Flatcar.
 VOLUME_PLUGIN_DIR = "/opt/libexec/kubernetes/kubelet-plugins/volume/exec/"
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"
 
 # The config drive: Flatcar mounts it read-only here on OpenStack.
 CONFIG_DRIVE_LABEL = "config-2"
+CONFIG_DRIVE_DEVICE = f"/dev/disk/by-label/{CONFIG_DRIVE_LABEL}"
 CONFIG_DRIVE_MOUNT = "/media/configdrive"
 NETWORK_DATA = "openstack/latest/network_data.json"
+# Interfaces are found here by MAC address, never by name: Flatcar's systemd
+# names them predictably (enX0 on Xen, ens3 on virtio...), not eth0.
+SYS_CLASS_NET = "/sys/class/net"
+# Scratch space of the scripts (tmpfs): the filled-in kubeadm config, and
+# where the config drive is mounted when Flatcar has not.
+RUN_DIR = "/run/kube-rackspace"
 
 UNIT_CONTAINERD = "containerd.service"
 UNIT_RELEASE = "kube-release.service"
 UNIT_BOOTSTRAP = "kube-bootstrap.service"
 UNIT_KUBELET = "kubelet.service"
+UNIT_FIREWALL = "kube-firewall.service"
+
+# Flannel's CNI bridge on every server (the pods of this host); named in the
+# flannel CNI config and trusted by the host firewall.
+POD_BRIDGE = "cni0"
+SSH_PORT = 22
+# The Kubernetes default NodePort range (kube-apiserver --service-node-port-range).
+NODEPORTS = (30000, 32767)
+
+# Starts the units below without waiting for them (systemctl start --no-block).
+UNIT_START = "kube-start.service"
+# Flatcar's reboot manager: it reboots after an update unless told not to.
+UNIT_LOCKSMITHD = "locksmithd.service"
+
+# Units whose start job can last minutes: the release download retries until
+# it succeeds, the bootstrap runs kubeadm, and the kubelet is ordered after the
+# release. coreos-cloudinit waits for every `command: start` it issues (no
+# timeout) and is itself killed after 10 minutes, so these are only enabled
+# and started by UNIT_START with --no-block, never by `command: start`.
+LONG_UNITS = (UNIT_RELEASE, UNIT_BOOTSTRAP, UNIT_KUBELET)
 
 ROLES = ("master", "node")
 
@@ -85,19 +130,20 @@ def _active(unit):
     return Check(f"{unit} is active", ("systemctl", "is-active", "--quiet", unit), unit)
 
 
-def checks(role, servicenet_ip=None):
+def checks(role, cluster_ip=None):
     """The checks for a server of `role`, in the order to run them. The
-    master's need its ServiceNet address, the one the API server serves on."""
+    master's need its Cloud Network address, the one the API server
+    advertises (and its certificate names)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     found = [_active(UNIT_RELEASE), _active(UNIT_BOOTSTRAP), _active(UNIT_KUBELET)]
     if role == "master":
-        if not servicenet_ip:
-            raise ValueError("the master's checks need its ServiceNet address")
+        if not cluster_ip:
+            raise ValueError("the master's checks need its Cloud Network address")
         found += [
             Check("API server is ready",
                   ("curl", "--silent", "--show-error", "--fail", "--max-time", "10",
-                   "--cacert", CA_CERT, f"https://{servicenet_ip}:{API_PORT}/readyz"),
+                   "--cacert", CA_CERT, f"https://{cluster_ip}:{API_PORT}/readyz"),
                   UNIT_KUBELET),
             Check("nodes are registered",
                   (f"{BIN_DIR}/kubectl", "--kubeconfig", ADMIN_CONF, "get", "nodes", "-o", "json"),
@@ -110,3 +156,16 @@ def template_values():
     """Everything above, by name, for the templates."""
     return {name: value for name, value in globals().items()
             if name.isupper() and isinstance(value, (str, int, tuple))}
+
+
+def drain_commands(node, timeout):
+    """argv of the master's commands that take `node` out of the cluster
+    before its server goes: cordon, drain (evicting its pods, for at most
+    `timeout` seconds), delete the Node object."""
+    kubectl = (f"{BIN_DIR}/kubectl", "--kubeconfig", ADMIN_CONF)
+    return [
+        ("cordon", kubectl + ("cordon", node)),
+        ("drain", kubectl + ("drain", node, "--ignore-daemonsets", "--delete-emptydir-data",
+                             f"--timeout={timeout}s")),
+        ("delete", kubectl + ("delete", "node", node, "--ignore-not-found")),
+    ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from invoke import task
 
-from . import names, progress, settings
+from . import lock, names, progress, settings
 from .cloud import Cloud
 from .errors import CloudError
 
@@ -58,6 +58,7 @@ def ensure(s, cloud):
 
 
 @task
+@lock.writer
 def network(c):
     """Find or create the Cloud Network (NOVA_NETWORK_LABEL, NOVA_NETWORK)."""
     s = settings.load()

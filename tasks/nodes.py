@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from invoke import task
 
-from . import bootdata, names, progress, servers, settings
+from . import bootdata, lock, names, progress, servers, settings, tokens
 from .cloud import Cloud
 from .errors import CloudError, UserError
 
@@ -37,10 +37,9 @@ def create_request(s, nova, target, want, user_data):
     image/flavor look-ups, which the CloudServers object caches)."""
     from .cloudservers import CreateRequest
 
-    flavor_setting = "KUBE_MASTER_FLAVOR" if want.role == "master" else "KUBE_NODE_FLAVOR"
     return CreateRequest(
         name=want.name, image_id=nova.image_id(s.KUBE_IMAGE),
-        flavor_id=nova.flavor_id(flavor_setting, s[flavor_setting]), key_name=target.key_name,
+        flavor_id=nova.flavor_id(want.role, s[servers.FLAVOR_SETTINGS[want.role]]), key_name=target.key_name,
         network_ids=target.network_ids(), metadata=servers.metadata(s, want), user_data=user_data)
 
 
@@ -66,17 +65,17 @@ class Booting:
     failures: list = field(default_factory=list)   # one line each
 
 
-def ensure(s, cloud, release, target, master_ip):
+def ensure(s, cloud, release, target, master_ip, pruning=False):
     """Create the missing nodes (ERROR ones again), CREATE_CONCURRENCY at a
     time; returns Booting. Does not wait for ACTIVE: see wait_active."""
     from .cloudservers import for_cloud
 
     nova = for_cloud(cloud)
-    plan = servers.plan(s, "node", nova.list_servers(s.INSTANCE_PREFIX))
+    listed = nova.list_servers(s.INSTANCE_PREFIX)
+    plan = servers.plan(s, "node", listed)
     check_plan(plan)
-    if plan.surplus:
-        progress.info(f"NUM_NODES={s.NUM_NODES}: leaving {', '.join(srv.name for srv in plan.surplus)} "
-                      "as they are (inv down removes the whole cluster)")
+    if plan.surplus and not pruning:
+        progress.info(servers.surplus_message(s, plan.surplus))
     booting = Booting(names=[want.name for want, _ in plan.reuse])
     if plan.reuse:
         progress.info(f"{len(plan.reuse)} node(s) exist; reusing them")
@@ -86,7 +85,9 @@ def ensure(s, cloud, release, target, master_ip):
     # Everything that can fail on a setting before anything is deleted or
     # created, once, not once per thread: image, flavor, the shared facts.
     nova.image_id(s.KUBE_IMAGE)
-    nova.flavor_id("KUBE_NODE_FLAVOR", s.KUBE_NODE_FLAVOR)
+    nova.flavor_id("node", s.KUBE_NODE_FLAVOR)
+    # The new nodes join with a token the cluster knows for long enough.
+    tokens.ensure_fresh(s, listed)
     boot = bootdata.BootData(s, release)
     boot.base_facts()
     replaced = delete_failed(nova, plan)
@@ -161,7 +162,7 @@ def list_servers_through_outages(nova, s, wait):
 
 
 def find_master(s, cloud):
-    """The existing master with its ServiceNet address, for `inv nodes` alone."""
+    """The existing master with its Cloud Network address, for `inv nodes` alone."""
     from .cloudservers import for_cloud
 
     plan = servers.plan(s, "master", for_cloud(cloud).list_servers(s.INSTANCE_PREFIX))
@@ -169,10 +170,71 @@ def find_master(s, cloud):
     if not plan.reuse:
         raise UserError(f"no master {names.master_name(s)} (or it is in ERROR): run `inv master` first")
     master = plan.reuse[0][1]
-    if not master.servicenet_ip:
-        raise UserError(f"{master.name} has no ServiceNet address yet ({master.status}): "
+    if not master.ipv4_in(s.NOVA_NETWORK):
+        raise UserError(f"{master.name} has no address in NOVA_NETWORK {s.NOVA_NETWORK} yet ({master.status}): "
                         "run `inv master`, which waits for it")
     return master
+
+
+def drain_outcome(rc, stderr):
+    """Pure: 'ok', 'gone' (the Node no longer exists: an earlier prune got
+    that far) or 'failed', from one kubectl command's exit and stderr."""
+    if rc == 0:
+        return "ok"
+    if "(NotFound)" in stderr and "not found" in stderr:
+        return "gone"
+    return "failed"
+
+
+def drain(s, conn, name):
+    """Cordon, drain and delete the Node `name` through the master. Raises
+    one line when the drain fails: the server is then left in place."""
+    from . import layout, remote
+
+    for step, argv in layout.drain_commands(name, s.DRAIN_TIMEOUT):
+        rc, _, err = remote.run(conn, remote._shell(s, argv), timeout=s.DRAIN_TIMEOUT + 60)
+        outcome = drain_outcome(rc, err)
+        if outcome == "gone":
+            continue    # the delete step runs anyway (--ignore-not-found)
+        if outcome == "failed":
+            reason = next((line for line in reversed(err.strip().splitlines()) if line.strip()), f"exit {rc}")
+            raise CloudError(
+                f"draining {name} failed, so its server stays (cordoned): {reason[:300]}; "
+                f"let its pods move (or raise DRAIN_TIMEOUT={s.DRAIN_TIMEOUT}) and re-run `inv nodes --prune`")
+
+
+def prune_surplus(s, cloud, master):
+    """Remove our nodes above NUM_NODES, highest index first: each is
+    drained through the master, then its server is deleted and the ports
+    left on the cluster's network for it. Re-running after an interruption
+    finishes the job. Returns lines of what was removed."""
+    from . import remote
+    from .cloudnetworks import CloudNetworks
+    from .cloudservers import for_cloud
+    from .down import wait_gone
+
+    nova = for_cloud(cloud)
+    plan = servers.plan(s, "node", nova.list_servers(s.INSTANCE_PREFIX))
+    doomed = servers.prune_order(plan.surplus)
+    if not doomed:
+        return []
+    progress.info(f"NUM_NODES={s.NUM_NODES}: removing {', '.join(srv.name for srv in doomed)}")
+    api = CloudNetworks(cloud)
+    removed = []
+    with remote.open_connection(s, remote.target(master), s.BOOT_TIMEOUT) as conn:
+        for srv in doomed:
+            if srv.status == "ACTIVE":
+                drain(s, conn, srv.name)
+                progress.info(f"drained {srv.name}; deleting its server {srv.id}")
+            # A node that never became ACTIVE never joined: nothing to drain.
+            nova.delete_server(srv)
+            wait_gone(s, nova, [srv])
+            for network in api.networks(names.network_label(s)):
+                for port in api.ports(network["id"]):
+                    if port.get("device_id") == srv.id and api.delete_port(port["id"]):
+                        removed.append(f"port {port['id']} of {srv.name}")
+            removed.append(f"node {srv.name} ({srv.id})")
+    return removed
 
 
 def prepare(s, cloud):
@@ -182,14 +244,19 @@ def prepare(s, cloud):
     return Target(network_id=network.ensure(s, cloud), key_name=keypair.ensure(s, cloud))
 
 
-@task(help={"num_nodes": "number of nodes (NUM_NODES); raise it and re-run to add nodes"})
-def nodes(c, num_nodes=None):
-    """Boot the missing nodes and wait until master and nodes are ACTIVE."""
+@task(help={"num_nodes": "number of nodes (NUM_NODES); raise it and re-run to add nodes",
+            "prune": "drain and remove the nodes above NUM_NODES (highest index first)"})
+@lock.writer
+def nodes(c, num_nodes=None, prune=False):
+    """Boot the missing nodes and wait until master and nodes are ACTIVE; --prune removes extra ones."""
     s = settings.load(flags={"NUM_NODES": num_nodes})
     cloud = Cloud(s)
     target = prepare(s, cloud)
     master = find_master(s, cloud)
-    booting = ensure(s, cloud, bootdata.lazy_release(s, cloud), target, master.servicenet_ip)
+    booting = ensure(s, cloud, bootdata.lazy_release(s, cloud), target, master.ipv4_in(s.NOVA_NETWORK), pruning=prune)
     ready = wait_active(s, cloud, [master.name] + booting.names, booting.failures)
+    if prune:
+        for line in prune_surplus(s, cloud, ready[master.name]):
+            print(f"removed {line}")
     for name, srv in ready.items():
-        print(f"{name}\t{srv.status}\t{srv.public_ip or ''}\t{srv.servicenet_ip or ''}")
+        print(f"{name}\t{srv.status}\t{srv.public_ip or ''}\t{srv.ipv4_in(s.NOVA_NETWORK) or ''}")

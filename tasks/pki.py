@@ -42,6 +42,9 @@ ADMIN_DAYS = 365
 ADMIN_RENEW_DAYS = 30
 
 TOKEN_RE = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
+# The bootstrap token's file: `token: ...` and `expires: <RFC 3339 UTC>`.
+TOKEN_FILE = "bootstrap-token"
+DEFAULT_TOKEN_TTL = 86400
 _TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 
 FILES = {
@@ -49,7 +52,6 @@ FILES = {
     "ca_key_pem": "ca.key",
     "admin_cert_pem": "admin.crt",
     "admin_key_pem": "admin.key",
-    "bootstrap_token": "bootstrap-token",
 }
 
 
@@ -63,6 +65,7 @@ class ClusterPKI:
     admin_cert_pem: str
     admin_key_pem: str = field(repr=False)
     bootstrap_token: str = field(repr=False)
+    bootstrap_token_expires: str = ""    # RFC 3339, UTC
 
     @property
     def discovery_hash(self):
@@ -146,6 +149,80 @@ def new_bootstrap_token():
     return f"{pick(6)}.{pick(16)}"
 
 
+@dataclass(frozen=True)
+class TokenRecord:
+    """A bootstrap token and when it expires (aware UTC datetime; None for a
+    token recorded before tokens expired, which counts as expired)."""
+
+    token: str = field(repr=False)
+    expires: datetime.datetime = None
+
+    @property
+    def token_id(self):
+        return self.token.split(".", 1)[0]
+
+    @property
+    def expires_text(self):
+        """RFC 3339 in UTC, as the bootstrap-token Secret's `expiration`."""
+        return self.expires.strftime("%Y-%m-%dT%H:%M:%SZ") if self.expires else ""
+
+    def stale(self, now, margin):
+        """True when the token has expired or expires within `margin` seconds."""
+        return self.expires is None or self.expires - now <= datetime.timedelta(seconds=margin)
+
+
+def new_token_record(ttl, now=None):
+    """A fresh token that expires `ttl` seconds from now (whole seconds)."""
+    now = (now or _now()).replace(microsecond=0)
+    return TokenRecord(new_bootstrap_token(), now + datetime.timedelta(seconds=ttl))
+
+
+def parse_token_record(text, origin):
+    """The TokenRecord in a token file's text; UserError naming `origin`
+    when it is not one."""
+    problem = f"{origin} does not hold a bootstrap token ([a-z0-9]{{6}}.[a-z0-9]{{16}}); remove it to make a new one"
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UserError(problem) from None
+    if isinstance(doc, str):
+        # The format before tokens expired: the token alone, made with ttl 0s.
+        doc = {"token": doc}
+    if not isinstance(doc, dict) or not TOKEN_RE.match(str(doc.get("token", ""))):
+        raise UserError(problem)
+    expires = doc.get("expires")
+    if isinstance(expires, datetime.datetime):   # YAML reads an unquoted timestamp as one
+        expires = expires.strftime("%Y-%m-%dT%H:%M:%SZ") if expires.tzinfo is None else \
+            expires.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if expires is not None:
+        try:
+            expires = datetime.datetime.strptime(str(expires), "%Y-%m-%dT%H:%M:%SZ").replace(
+                tzinfo=datetime.timezone.utc)
+        except ValueError:
+            raise UserError(f"{origin}: expires must be a UTC time like 2030-01-02T03:04:05Z; "
+                            "remove the file to make a new token") from None
+    return TokenRecord(doc["token"], expires)
+
+
+def token_record_text(record):
+    return f"token: {record.token}\nexpires: \"{record.expires_text}\"\n"
+
+
+def read_token(state_dir):
+    """The recorded TokenRecord, or None when there is none."""
+    path = Path(state_dir) / TOKEN_FILE
+    if not path.is_file():
+        return None
+    return parse_token_record(path.read_text(), path)
+
+
+def write_token(state_dir, record):
+    """Record the token in the state dir, mode 0600."""
+    state_dir = Path(state_dir)
+    _private_dir(state_dir)
+    _write_private(state_dir / TOKEN_FILE, token_record_text(record))
+
+
 def discovery_hash(ca_cert_pem):
     """What `kubeadm join --discovery-token-ca-cert-hash` expects: sha256 of
     the CA's DER-encoded SubjectPublicKeyInfo (RFC 7469)."""
@@ -174,7 +251,8 @@ def generate(now=None):
     """A complete new ClusterPKI (in memory)."""
     ca_key, ca_cert = new_ca(now)
     admin_key, admin_cert = new_admin(ca_key, ca_cert, now)
-    return ClusterPKI(ca_cert, ca_key, admin_cert, admin_key, new_bootstrap_token())
+    token = new_token_record(DEFAULT_TOKEN_TTL, now)
+    return ClusterPKI(ca_cert, ca_key, admin_cert, admin_key, token.token, token.expires_text)
 
 
 # --- the state directory ------------------------------------------------------
@@ -197,13 +275,15 @@ def _private_dir(path):
     path.chmod(0o700)
 
 
-def ensure(state_dir, now=None):
-    """The cluster's PKI from `state_dir`, creating what is missing.
+def ensure(state_dir, now=None, token_ttl=DEFAULT_TOKEN_TTL):
+    """The cluster's PKI from `state_dir`, creating what is missing (a
+    missing token is made valid for `token_ttl` seconds).
 
-    Made once and reused: the CA and token are in the servers' user data,
-    so replacing them under a running cluster would lock its nodes out.
-    Only the admin certificate is renewed, when it nears expiry or no
-    longer matches the CA."""
+    Made once and reused: the CA is in the servers' user data, so replacing
+    it under a running cluster would lock its nodes out. The admin
+    certificate is renewed when it nears expiry or no longer matches the
+    CA; the token is renewed by tokens.ensure_fresh, which decides whether
+    the cluster must learn it, not here."""
     state_dir = Path(state_dir)
     now = now or _now()
     _private_dir(state_dir)
@@ -218,13 +298,10 @@ def ensure(state_dir, now=None):
             f"or remove {state_dir} and recreate the cluster (inv down, then inv up)")
     if not ca_parts:
         found["ca_key_pem"], found["ca_cert_pem"] = new_ca(now)
-    if "bootstrap_token" in found:
-        found["bootstrap_token"] = found["bootstrap_token"].strip()
-        if not TOKEN_RE.match(found["bootstrap_token"]):
-            raise UserError(f"{paths['bootstrap_token']} does not hold a bootstrap token "
-                            "([a-z0-9]{6}.[a-z0-9]{16}); remove it to make a new one")
-    else:
-        found["bootstrap_token"] = new_bootstrap_token()
+    token = read_token(state_dir)
+    if token is None:
+        token = new_token_record(token_ttl, now)
+        write_token(state_dir, token)
     admin_ok = ("admin_cert_pem" in found and "admin_key_pem" in found
                 and issued_by(found["admin_cert_pem"], found["ca_cert_pem"])
                 and not _expires_soon(found["admin_cert_pem"], now))
@@ -232,11 +309,12 @@ def ensure(state_dir, now=None):
         found["admin_key_pem"], found["admin_cert_pem"] = new_admin(found["ca_key_pem"], found["ca_cert_pem"], now)
 
     for attr, path in paths.items():
-        text = found[attr] + ("\n" if attr == "bootstrap_token" else "")
-        if not path.is_file() or path.read_text() != text:
-            _write_private(path, text)
+        if not path.is_file() or path.read_text() != found[attr]:
+            _write_private(path, found[attr])
         path.chmod(0o600)
-    return ClusterPKI(**{attr: found[attr] for attr in FILES})
+    (state_dir / TOKEN_FILE).chmod(0o600)
+    return ClusterPKI(**{attr: found[attr] for attr in FILES}, bootstrap_token=token.token,
+                      bootstrap_token_expires=token.expires_text)
 
 
 # --- admin kubeconfig -------------------------------------------------------

@@ -7,12 +7,14 @@ import os
 
 from invoke import task
 
-from . import bootdata, names, network, release, servers, settings, upload, userdata
+from . import bootdata, lazy, names, network, release, servers, settings, upload
 from .cloud import Cloud
 from .cloudnetworks import CloudNetworks
-from .cloudservers import CloudServers
 
-# A node's user data needs the master's ServiceNet address; before the master
+cloudservers = lazy.module("tasks.cloudservers")
+userdata = lazy.module("tasks.userdata")
+
+# A node's user data needs the master's Cloud Network address; before the master
 # exists, the plan renders it with an address from RFC 5737's documentation
 # range, which no server can have, and says so.
 UNKNOWN_MASTER_IP = "192.0.2.1"
@@ -37,8 +39,9 @@ def server_actions(s, found):
                 rows.append((srv.name, "delete", f"duplicate {srv.id}"))
         for srv in decided.conflicts:
             rows.append((srv.name, "conflict", f"not this cluster's (id {srv.id}): up will stop"))
-        for srv in decided.surplus:
-            rows.append((srv.name, "keep", f"above NUM_NODES={s.NUM_NODES}: left alone"))
+        for srv in servers.prune_order(decided.surplus):
+            rows.append((srv.name, "extra", f"above NUM_NODES={s.NUM_NODES}: left alone; "
+                                            "`inv nodes --prune` drains and removes it"))
     return rows
 
 
@@ -61,9 +64,11 @@ def planned_release(s, cloud):
 def write_user_data(s, cloud, found):
     """Render every server's user data into STATE/plan/; returns the paths."""
     rel, origin = planned_release(s, cloud)
-    master = next((srv for srv in found if srv.name == names.master_name(s) and srv.servicenet_ip), None)
-    master_ip = master.servicenet_ip if master else UNKNOWN_MASTER_IP
+    master = next((srv for srv in found if srv.name == names.master_name(s) and srv.ipv4_in(s.NOVA_NETWORK)),
+                  None)
+    master_ip = master.ipv4_in(s.NOVA_NETWORK) if master else UNKNOWN_MASTER_IP
     boot = bootdata.BootData(s, rel)
+    token_note = plan_token(s, found, boot)
     out = names.state_dir(s) / "plan"
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(out, 0o700)
@@ -78,7 +83,31 @@ def write_user_data(s, cloud, found):
         with os.fdopen(fd, "w") as f:
             f.write(text)
         written.append(path)
-    return written, origin, master is None
+    return written, origin, master is None, token_note
+
+
+def plan_token(s, found, boot):
+    """What up would do with the bootstrap token, in words; when it would
+    make a new one, the user data is rendered with a stand-in (neither
+    recorded nor sent anywhere)."""
+    import datetime
+
+    from . import pki, remote, tokens
+
+    boot.base_facts()   # creates the token when there is none yet, as up would
+    now = datetime.datetime.now(datetime.timezone.utc)
+    record = pki.read_token(names.state_dir(s))
+    master = remote.master_of(remote.cluster_servers(s, found))
+    creates = any(servers.plan(s, role, found).create for role in ("master", "node"))
+    action = tokens.decide(record, now, tokens.renew_margin(s),
+                           master is not None and master.status not in servers.FAILED)
+    if action == tokens.KEEP:
+        return f"bootstrap token valid until {record.expires_text}"
+    boot.use_token(pki.new_token_record(s.BOOTSTRAP_TOKEN_TTL, now))
+    if not creates:
+        return "bootstrap token expired (or expires soon); up makes a new one when it must create a server"
+    where = f"on {master.name} over SSH" if action == tokens.RENEW else "for the new master"
+    return f"bootstrap token expired (or expires soon): up makes a new one {where}"
 
 
 @task
@@ -86,7 +115,7 @@ def plan(c):
     """Show what `inv up` would create, reuse or replace; write the user data to the state dir."""
     s = settings.load()
     cloud = Cloud(s)
-    nova, nets = CloudServers(cloud), CloudNetworks(cloud)
+    nova, nets = cloudservers.CloudServers(cloud), CloudNetworks(cloud)
     label = names.network_label(s)
     decision = network.plan(label, s.NOVA_NETWORK, nets.networks(label), nets.subnets)
     keypair = nova.keypair(names.keypair_name(s))
@@ -97,8 +126,9 @@ def plan(c):
     print(f"  {'keypair':<10} {names.keypair_name(s):<32} {'reuse' if keypair else 'create'}")
     for name, action, detail in server_actions(s, found):
         print(f"  {'server':<10} {name:<32} {action} ({detail})")
-    written, origin, master_unknown = write_user_data(s, cloud, found)
+    written, origin, master_unknown, token_note = write_user_data(s, cloud, found)
     print(f"user data for {len(written)} servers in {written[0].parent}/ (release: {origin})")
+    print(f"  {token_note}")
     if master_unknown:
         print(f"  nodes rendered with master address {UNKNOWN_MASTER_IP}: the real one is known once the master boots")
 

@@ -47,11 +47,11 @@ class HostKeyChanged(UserError):
 @dataclass(frozen=True)
 class Target:
     """A server to reach: its name, role ('master'/'node'), public IPv4
-    (what we connect to) and ServiceNet IPv4 (what the API serves on)."""
+    (what we connect to) and Cloud Network IPv4 (what the API serves on)."""
     name: str
     role: str
     address: str
-    servicenet_ip: str = ""
+    cluster_ip: str = ""
 
 
 def known_hosts_path(s):
@@ -324,7 +324,7 @@ def check_all(s, targets, timeout=None):
                 w.update(f"{done}/{len(states)} done" + (f"; {', '.join(pending[:2])}{more}" if pending else ""))
 
         def one(target):
-            checks = layout.checks(target.role, target.servicenet_ip)
+            checks = layout.checks(target.role, target.cluster_ip)
             result = check_server(s, target, checks, timeout, wait, expected)
             wait(target.name, "ok" if result.ok else "failed")
             return result
@@ -451,5 +451,8 @@ def _order(srv):
     return (0 if role_of(srv) == "master" else 1, index_of(srv), srv.name)
 
 
-def target(srv):
-    return Target(srv.name, role_of(srv), srv.public_ip or "", srv.servicenet_ip or "")
+def target(srv, cloud_network=None):
+    """A Target; its cluster_ip is the address inside `cloud_network`
+    (NOVA_NETWORK), needed for the master's checks."""
+    cluster_ip = srv.ipv4_in(cloud_network) if cloud_network else None
+    return Target(srv.name, role_of(srv), srv.public_ip or "", cluster_ip or "")

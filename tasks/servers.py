@@ -6,9 +6,19 @@ summarise a wait. No API calls here: cloudservers.py talks to Nova, the
 stage modules act on these plans.
 """
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from . import names
+
+# The smallest server each role boots on: (vCPUs, MiB of RAM).
+# master: kubeadm init's preflight refuses fewer than 2 CPUs (NumCPUCheck)
+# and less than 1700 MB of memory (MemCheck); both are fatal errors.
+# node: kubeadm join checks neither. 1 vCPU and 1 GiB still hold the node's
+# own daemons (kubelet, containerd, kube-proxy, flannel: some 300 MB) with
+# room for a few pods; below that the kubelet evicts pods at once.
+FLAVOR_MINIMUMS = {"master": (2, 1700), "node": (1, 1024)}
+FLAVOR_SETTINGS = {"master": "KUBE_MASTER_FLAVOR", "node": "KUBE_NODE_FLAVOR"}
 
 # Nova statuses after which a server will not become ACTIVE by itself.
 FAILED = frozenset({"ERROR"})
@@ -40,9 +50,23 @@ class Server:
                 return address["addr"]
         return None
 
+    def ipv4_in(self, network):
+        """The first IPv4 address inside `network` (an ipaddress network or
+        CIDR text) on any network Nova lists: the Cloud Network's address is
+        found by its CIDR (NOVA_NETWORK), whatever its label."""
+        network = ipaddress.ip_network(network)
+        for listed in self.addresses.values():
+            for address in listed or []:
+                try:
+                    if address.get("version") == 4 and ipaddress.ip_address(address.get("addr")) in network:
+                        return address["addr"]
+                except ValueError:
+                    continue
+        return None
+
     @property
     def servicenet_ip(self):
-        """ServiceNet (eth1): cluster traffic."""
+        """ServiceNet (eth1): the release download (outbound only)."""
         return self.ipv4("private")
 
     @property
@@ -126,6 +150,55 @@ def plan(s, role, existing):
             (srv for srv in ours if srv.metadata.get(names.META_ROLE) == "node" and srv.name not in names_wanted),
             key=lambda srv: srv.name)
     return result
+
+
+def node_index(srv):
+    try:
+        return int(srv.metadata.get(names.META_INDEX, "0"))
+    except ValueError:
+        return 0
+
+
+def prune_order(surplus):
+    """The extra nodes in the order `inv nodes --prune` removes them: the
+    highest index first, so an interrupted prune leaves nodes 1..k."""
+    return sorted(surplus, key=lambda srv: (-node_index(srv), srv.name))
+
+
+def surplus_message(s, surplus):
+    listed = ", ".join(srv.name for srv in prune_order(surplus))
+    return (f"NUM_NODES={s.NUM_NODES}, but {len(surplus)} more node(s) exist: {listed}; left as they are "
+            "(`inv nodes --prune` drains and removes them)")
+
+
+def _size(flavor):
+    return f"{flavor.get('vcpus')} vCPU, {flavor.get('ram')} MiB"
+
+
+def _fits(flavor, minimum):
+    cpus, ram = minimum
+    try:
+        return int(flavor.get("vcpus") or 0) >= cpus and int(flavor.get("ram") or 0) >= ram
+    except (TypeError, ValueError):
+        return False
+
+
+def flavor_problem(role, flavor, flavors):
+    """None when `flavor` (a Nova flavor dict with vcpus and ram) is big
+    enough for a server of `role`, else one line naming the setting, the
+    flavor, its size, the minimum and the smallest listed flavor that fits."""
+    cpus, ram = minimum = FLAVOR_MINIMUMS[role]
+    if _fits(flavor, minimum):
+        return None
+    family = str(flavor.get("id", "")).split("-")[0]
+    fitting = sorted((f for f in flavors if _fits(f, minimum)),
+                     key=lambda f: (int(f["ram"]), int(f["vcpus"]), str(f.get("id", "")).split("-")[0] != family,
+                                    str(f.get("id", ""))))
+    hint = f"the smallest that fits is {fitting[0]['id']} ({fitting[0].get('name')}, {_size(fitting[0])})" \
+        if fitting else "no listed flavor is that large"
+    why = "kubeadm init's preflight needs" if role == "master" else "a node needs"
+    return (f"{FLAVOR_SETTINGS[role]}={flavor.get('id')} ({flavor.get('name')}) has {_size(flavor)}; "
+            f"{why} at least {cpus} vCPU and {ram} MiB: {hint}")
 
 
 def conflict_message(conflicts):

@@ -200,15 +200,21 @@ SPECS = {
     "SSH_CONFIG": Spec(_path),
     "SSH_KEY_TYPE": Spec(_choice("rsa", "ed25519")),
     "BOOT_TIMEOUT": Spec(_int(1)),
+    "PUBLIC_NODEPORTS": Spec(_bool),
+    "BOOTSTRAP_TOKEN_TTL": Spec(_int(600)),
+    "DRAIN_TIMEOUT": Spec(_int(1)),
     "CREATE_CONCURRENCY": Spec(_int(1)),
+    "COMPUTE_POST_LIMIT": Spec(_int(1)),
     "KUBE_STATE_DIR": Spec(_path),
     "KUBECONFIG_PATH": Spec(_path),
+    "LOCK_WAIT": Spec(_int(0)),
     "OS_AUTH_URL": Spec(_url),
     "OS_USERNAME": Spec(_str),
     "OS_API_KEY": Spec(_str, secret=True),
     "OS_PASSWORD": Spec(_str, secret=True),
     "OS_REGION_NAME": Spec(_str),
     "OS_TENANT_NAME": Spec(_str),
+    "API_TIMEOUT": Spec(_int(1)),
     "COMPUTE_ENDPOINT": Spec(_url),
     "NETWORK_ENDPOINT": Spec(_url),
     "STORAGE_ENDPOINT": Spec(_url),
@@ -233,6 +239,11 @@ def _check_cluster(values):
         raise ConfigError(
             f"KUBE_NETWORK ({values['KUBE_NETWORK']}) is too small: each server takes a /24; "
             f"{values['NUM_NODES'] + 1} servers need a larger network")
+    # tokens.renew_margin: a token must outlive the boot and the checks of
+    # the nodes that join with it.
+    if values["BOOTSTRAP_TOKEN_TTL"] <= 2 * values["BOOT_TIMEOUT"]:
+        raise ConfigError(f"BOOTSTRAP_TOKEN_TTL ({values['BOOTSTRAP_TOKEN_TTL']}s) must be longer than twice "
+                          f"BOOT_TIMEOUT ({values['BOOT_TIMEOUT']}s): nodes join with the token while up waits")
     if values["NUM_NODES"] + 1 > values["NOVA_NETWORK"].num_addresses - 4:
         raise ConfigError(f"NOVA_NETWORK ({values['NOVA_NETWORK']}) has too few addresses for NUM_NODES={values['NUM_NODES']}")
 

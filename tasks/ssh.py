@@ -7,9 +7,11 @@ import sys
 from invoke import task
 from invoke.exceptions import Exit
 
-from . import names, remote, settings
+from . import lazy, names, settings
 from .cloud import Cloud
 from .errors import UserError
+
+remote = lazy.module("tasks.remote")
 
 # Logging in to a server that is up needs no boot-length wait.
 LOGIN_TIMEOUT = 30

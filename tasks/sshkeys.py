@@ -72,9 +72,11 @@ def ensure_local(s):
                 f"{public_path} exists but its private key {private_path} does not; servers booted with "
                 "that key could not be reached. Restore the private key, or set SSH_KEY_NAME to a new name")
         private, public = generate(s.SSH_KEY_TYPE)
-        _write_new(private_path, private, 0o600)
-        _write_new(public_path, (public + "\n").encode(), 0o644)
-        return LocalKey(private_path, public_path, public, fingerprint(public), True)
+        # Two runs (two clusters) may generate at once: the first key to
+        # appear, whole, wins; the other run uses it.
+        if _publish_new(private_path, private, 0o600):
+            _publish_new(public_path, (public + "\n").encode(), 0o644)
+            return LocalKey(private_path, public_path, public, fingerprint(public), True)
 
     mode = private_path.stat().st_mode & 0o777
     if mode & 0o077:
@@ -94,7 +96,7 @@ def ensure_local(s):
     if derived is None:
         raise UserError(f"{private_path} is protected by a passphrase and {public_path} is missing: "
                         f"ssh-keygen -y -f {private_path} > {public_path}")
-    _write_new(public_path, (derived + "\n").encode(), 0o644)
+    _publish_new(public_path, (derived + "\n").encode(), 0o644)   # or the run that made the key did
     return LocalKey(private_path, public_path, derived, fingerprint(derived), False)
 
 
@@ -113,6 +115,21 @@ def _public_from_private(path):
         raise UserError(f"{path} is not a private key cryptography can read ({exc}); "
                         "set SSH_KEY_NAME to another name to generate a new key") from None
     return _public_line(key)
+
+
+def _publish_new(path, data, mode):
+    """Make `path` appear whole with `data` and `mode`, unless it exists:
+    written to a temporary file first, then hard-linked into place (which
+    fails when another process got there first). True when ours is it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _write_new(tmp, data, mode)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
 
 
 def _write_new(path, data, mode):

@@ -8,9 +8,12 @@ import datetime
 
 from invoke import task
 
-from . import cloudfiles, kubeconfig, names, remote, settings, upload
+from . import kubeconfig, lazy, names, settings, upload
 from .cloud import Cloud
 from .cloudnetworks import CloudNetworks
+
+cloudfiles = lazy.module("tasks.cloudfiles")
+remote = lazy.module("tasks.remote")
 
 SERVER_HEADER = ["server", "role", "status", "ServiceNet", "public", "Cloud Network"]
 

@@ -12,22 +12,34 @@ from invoke import task
 
 from . import kubeconfig as kubeconfigs
 from . import master as master_stage
-from . import bootdata, cloudservers, names, nodes, progress, release, remote, servers, settings, upload
+from . import bootdata, lazy, lock, names, nodes, progress, release, servers, settings, upload
 from .cloud import Cloud
 from .errors import UserError
 
+cloudservers = lazy.module("tasks.cloudservers")
+remote = lazy.module("tasks.remote")
 
-def have_tarball(s, cloud):
-    """True when a release tarball is here to upload. Without one a complete
-    cluster still re-runs (it needs none), and one that must create a server
-    stops now, before the network or keypair is touched, with find_tarball's
-    line (where it looked; run `inv build`)."""
+
+def preflight(s, cloud):
+    """Everything a setting can get wrong, before the network or keypair is
+    touched: the image and the flavors (big enough for their role, see
+    servers.FLAVOR_MINIMUMS) of the servers that must be created, and the
+    release tarball. Returns True when a tarball is here to upload. Without
+    one a complete cluster still re-runs (it needs none), and one that must
+    create a server stops now with find_tarball's line (where it looked;
+    run `inv build`)."""
+    nova = cloudservers.for_cloud(cloud)
+    listed = nova.list_servers(s.INSTANCE_PREFIX)
+    creating = [role for role in ("master", "node") if servers.plan(s, role, listed).create]
+    if creating:
+        nova.image_id(s.KUBE_IMAGE)
+    for role in creating:
+        nova.flavor_id(role, s[servers.FLAVOR_SETTINGS[role]])
     try:
         release.find_tarball(s)
         return True
     except UserError:
-        listed = cloudservers.for_cloud(cloud).list_servers(s.INSTANCE_PREFIX)
-        if any(servers.plan(s, role, listed).create for role in ("master", "node")):
+        if creating:
             raise
         progress.info("no release tarball found; the cluster's servers all exist, so none is needed")
         return False
@@ -35,7 +47,7 @@ def have_tarball(s, cloud):
 
 def ordered(s, found):
     """Servers as remote.Targets: the master first, then nodes by index."""
-    return [remote.target(srv) for srv in remote.cluster_servers(s, found)]
+    return [remote.target(srv, s.NOVA_NETWORK) for srv in remote.cluster_servers(s, found)]
 
 
 def summary(s, master):
@@ -50,18 +62,19 @@ def summary(s, master):
 
 @task(help={"no_checks": "stop once the servers are ACTIVE: no SSH checks, no kubeconfig",
             "kubeconfig": "merge the cluster's context into this file instead of KUBECONFIG_PATH"})
+@lock.writer
 def up(c, no_checks=False, kubeconfig=None):
     """Bring the cluster up: network, keypair, upload, master, nodes, checks, kubeconfig."""
     start = time.monotonic()
     s = settings.load()
     cloud = Cloud(s)
-    tarball = have_tarball(s, cloud)
+    tarball = preflight(s, cloud)
     target = nodes.prepare(s, cloud)
     # Without a tarball the stages have nothing to create; should a server
     # fail meanwhile, the lazy release stops them with find_tarball's line.
     rel = upload.publish(s, cloud) if tarball else bootdata.lazy_release(s, cloud)
     master = master_stage.ensure(s, cloud, rel, target)
-    booting = nodes.ensure(s, cloud, rel, target, master.servicenet_ip)
+    booting = nodes.ensure(s, cloud, rel, target, master_stage.cluster_ip(s, master))
     ready = nodes.wait_active(s, cloud, [master.name] + booting.names, booting.failures)
     master = ready.get(master.name, master)
     if no_checks:

@@ -16,9 +16,11 @@ from pathlib import Path
 
 from invoke import task
 
-from . import cloudfiles, names, progress, release, settings
+from . import lazy, lock, names, progress, release, settings
 from .cloud import Cloud
 from .errors import CloudError
+
+cloudfiles = lazy.module("tasks.cloudfiles")
 
 STATE_FILE = "release.json"
 
@@ -39,6 +41,7 @@ class Release:
 
 
 @task
+@lock.writer
 def upload(c):
     """Upload the server tarball to Cloud Files and make its temp URL."""
     s = settings.load()

@@ -63,6 +63,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _VERSION = re.compile(r"^v1\.(\d+)\.(\d+)(-[0-9A-Za-z.]+)?$")
 _HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TOKEN = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
+_RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,10 @@ class ClusterFacts:
     ssh_public_key  the cluster key (OpenSSH public key line)
     ca_cert_pem, ca_key_pem, bootstrap_token, discovery_hash
                     from pki.ensure(); ca_key_pem is used for the master only
-    master_ip       the master's ServiceNet IPv4 (nodes only: from Nova's
-                    addresses of the master, network 'private')
+    master_ip       the master's Cloud Network IPv4 (nodes only: from Nova's
+                    addresses of the master, the one inside NOVA_NETWORK)
+    bootstrap_token_expires
+                    RFC 3339 UTC time the token expires (pki.TokenRecord)
     node_index      1..NUM_NODES (nodes only)
     """
 
@@ -91,13 +94,14 @@ class ClusterFacts:
     discovery_hash: str
     master_ip: str = None
     node_index: int = 0
+    bootstrap_token_expires: str = ""
 
     @classmethod
     def from_pki(cls, material, **kwargs):
         """Facts with the PKI fields taken from a pki.ClusterPKI."""
         return cls(ca_cert_pem=material.ca_cert_pem, ca_key_pem=material.ca_key_pem,
                    bootstrap_token=material.bootstrap_token, discovery_hash=material.discovery_hash,
-                   **kwargs)
+                   bootstrap_token_expires=material.bootstrap_token_expires, **kwargs)
 
 
 def _shell(value):
@@ -158,6 +162,8 @@ def _check_facts(role, facts):
         raise ValueError("discovery_hash must look like sha256:<64 hex digits>")
     if not _TOKEN.match(facts.bootstrap_token or ""):
         raise ValueError("bootstrap_token must match [a-z0-9]{6}.[a-z0-9]{16}")
+    if role == "master" and not _RFC3339_UTC.match(facts.bootstrap_token_expires or ""):
+        raise ValueError("bootstrap_token_expires must be a UTC time like 2030-01-02T03:04:05Z")
     if not re.match(r"^https?://", facts.release_url or ""):
         raise ValueError("release_url must be an http(s) URL")
     if role == "node":
@@ -188,6 +194,7 @@ def context(role, s, facts):
         "image_repository": IMAGE_REPOSITORY,
         "cni": CNI_PLUGINS,
         "flannel": SimpleNamespace(**vars(FLANNEL), iface_regex=ip_regex(s.NOVA_NETWORK)),
+        "firewall": SimpleNamespace(nodeports=bool(s.PUBLIC_NODEPORTS)),
     }
 
 

@@ -4,15 +4,18 @@ command line. Faults come from Mimic's behaviors API, scoped to each test's
 INSTANCE_PREFIX and removed when the test ends (all tests share a tenant)."""
 
 import base64
+import dataclasses
+import datetime
 import gzip
 import json
 import re
 import urllib.request
+from pathlib import Path
 
 import pytest
 import yaml
 
-from tasks import sshkeys
+from tasks import pki, sshkeys, tokens
 from tests.fixtures_cloud import run_inv
 
 PUBLICNET = "00000000-0000-0000-0000-000000000000"
@@ -22,7 +25,7 @@ IMAGE = "CoreOS (Stable)"   # a name Mimic's image list has
 
 @pytest.fixture
 def env(cloud_env):
-    env = dict(cloud_env, NUM_NODES="2", KUBE_IMAGE=IMAGE, KUBE_MASTER_FLAVOR="general1-1",
+    env = dict(cloud_env, NUM_NODES="2", KUBE_IMAGE=IMAGE, KUBE_MASTER_FLAVOR="general1-2",
                KUBE_NODE_FLAVOR="1 GB General Purpose v1", BOOT_TIMEOUT="60")
     run_inv(["build", "--release"], env)   # the tarball `upload` publishes (from the loopback mirror)
     return env
@@ -76,9 +79,21 @@ def nova(test_cloud, path):
         access = json.load(r)["access"]
     compute = next(e["publicURL"] for svc in access["serviceCatalog"] if svc["type"] == "compute"
                    for e in svc["endpoints"] if e.get("region") == "ORD")
-    req = urllib.request.Request(compute.rstrip("/") + path, headers={"X-Auth-Token": access["token"]["id"]})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.load(r)
+    url, merged = compute.rstrip("/") + path, None
+    while url:   # lists come in pages (the test cloud pages at 5): follow the next links
+        req = urllib.request.Request(url, headers={"X-Auth-Token": access["token"]["id"]})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = json.load(r)
+        url = None
+        if merged is None:
+            merged = body
+        else:
+            for key, value in body.items():
+                if isinstance(value, list) and not key.endswith("_links"):
+                    merged[key].extend(value)
+        for key in [k for k in body if k.endswith("_links")]:
+            url = next((link["href"] for link in body[key] if link.get("rel") == "next"), None)
+    return merged
 
 
 def user_data_text(request):
@@ -118,7 +133,7 @@ def test_happy_path_builds_every_field_and_a_rerun_creates_nothing(test_cloud, e
         detail = nova(test_cloud, f"/servers/{srv['id']}")["server"]
         assert detail["key_name"] == f"{prefix}-id_kubernetes"
         assert detail["image"]["id"] == image_id
-        assert detail["flavor"]["id"] == ("general1-1" if role == "master" else node_flavor)
+        assert detail["flavor"]["id"] == ("general1-2" if role == "master" else node_flavor)
         # the create request as Nova received it
         request = srv["request"]["server"]
         assert request["name"] == name
@@ -131,9 +146,10 @@ def test_happy_path_builds_every_field_and_a_rerun_creates_nothing(test_cloud, e
         config = user_data_text(srv["request"])
         assert config.startswith("#cloud-config")
         assert yaml.safe_load(config)["hostname"] == name
-        if role == "node":  # nodes learn the master's ServiceNet address from their user data
-            master_ip = servers[f"{prefix}-master"]["addresses"]["private"][0]["addr"]
-            assert master_ip in config
+        if role == "node":  # nodes join the master at its Cloud Network address, never ServiceNet
+            master = servers[f"{prefix}-master"]["addresses"]
+            assert f'apiServerEndpoint: "{master[f"{prefix}-pool-net"][0]["addr"]}:6443"' in config
+            assert master["private"][0]["addr"] not in config
     # secrets stay out of the output
     assert env["OS_API_KEY"] not in first.stdout and "temp_url_sig" not in first.stdout
 
@@ -153,6 +169,90 @@ def test_raising_num_nodes_adds_only_the_missing_nodes(test_cloud, env):
     after = {name: srv["id"] for name, srv in by_name(test_cloud, prefix).items()}
     assert sorted(after) == sorted(before) + [f"{prefix}-node-3", f"{prefix}-node-4"]
     assert all(after[name] == before[name] for name in before)
+
+
+# --- the bootstrap token -------------------------------------------------------------
+
+def token_record(env):
+    path = Path(env["HOME"]) / ".kube" / "rackspace" / env["INSTANCE_PREFIX"] / pki.TOKEN_FILE
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    return path, pki.read_token(path.parent)
+
+
+def join_token(test_cloud, prefix, name):
+    config = yaml.safe_load(user_data_text(by_name(test_cloud, prefix)[name]["request"]))
+    kubeadm = next(f["content"] for f in config["write_files"] if f["path"] == "/etc/kube-rackspace/kubeadm.yaml")
+    docs = list(yaml.safe_load_all(kubeadm))
+    if docs[0]["kind"] == "JoinConfiguration":
+        return docs[0]["discovery"]["bootstrapToken"]["token"]
+    return docs[0]["bootstrapTokens"][0]
+
+
+def test_nodes_made_after_the_token_expired_join_with_a_new_one(test_cloud, env):
+    prefix = env["INSTANCE_PREFIX"]
+    master = f"{prefix}-master"
+    run_inv(["master", "nodes"], env)
+    path, first = token_record(env)
+    # The master's kubeadm init registers the token with the recorded expiry.
+    assert join_token(test_cloud, prefix, master) == {
+        **join_token(test_cloud, prefix, master), "token": first.token, "expires": first.expires_text}
+    left = first.expires - datetime.datetime.now(datetime.timezone.utc)
+    assert datetime.timedelta(hours=23, minutes=50) < left <= datetime.timedelta(hours=24)
+    assert join_token(test_cloud, prefix, f"{prefix}-node-2") == first.token
+    assert test_cloud.kube_objects(master, "kube-system", "Secret") == {}
+
+    # A day later: the token has expired.
+    pki.write_token(path.parent, dataclasses.replace(
+        first, expires=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=1)))
+    out = run_inv(["nodes", "--num-nodes", "3"], env).stdout
+    assert f"bootstrap token expired: creating a new one on {master}" in out
+    _, second = token_record(env)
+    assert second.token != first.token and second.expires > first.expires
+    assert second.token not in out
+    secrets = test_cloud.kube_objects(master, "kube-system", "Secret")
+    token_id, token_secret = second.token.split(".")
+    # The Secret as https://kubernetes.io/docs/reference/access-authn-authz/bootstrap-tokens/ defines it.
+    assert secrets == {f"bootstrap-token-{token_id}": {
+        "apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
+        "metadata": {"name": f"bootstrap-token-{token_id}", "namespace": "kube-system"},
+        "stringData": {"description": tokens.DESCRIPTION, "token-id": token_id, "token-secret": token_secret,
+                       "expiration": second.expires_text, "usage-bootstrap-authentication": "true",
+                       "usage-bootstrap-signing": "true",
+                       "auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token"}}}
+    # The new node joins with the new token; the others were not touched.
+    assert join_token(test_cloud, prefix, f"{prefix}-node-3") == second.token
+    assert join_token(test_cloud, prefix, f"{prefix}-node-1") == first.token
+
+    # Still fresh: nothing renewed.
+    again = run_inv(["nodes", "--num-nodes", "4"], env).stdout
+    assert "bootstrap token" not in again
+    assert token_record(env)[1] == second
+    assert join_token(test_cloud, prefix, f"{prefix}-node-4") == second.token
+    assert len(test_cloud.kube_objects(master, "kube-system", "Secret")) == 1
+
+
+def test_a_token_the_cluster_cannot_take_creates_no_node(test_cloud, env):
+    prefix = env["INSTANCE_PREFIX"]
+    master = f"{prefix}-master"
+    env = dict(env, NUM_NODES="1")
+    run_inv(["master", "nodes"], env)
+    path, first = token_record(env)
+    # Within 2 x BOOT_TIMEOUT of expiry: nodes made now might not join in time.
+    soon = dataclasses.replace(first, expires=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+                               + datetime.timedelta(seconds=100))
+    pki.write_token(path.parent, soon)
+    test_cloud.set_server_health(master, unit="kube-apiserver", active=False)
+    try:
+        line = error_line(run_inv(["nodes", "--num-nodes", "2"], env, check=False))
+    finally:
+        test_cloud.reset_server_health(master)
+    assert line.startswith(f"error: cannot renew the bootstrap token on {master}: kubectl create said: "
+                           "The connection to the server")
+    assert sorted(by_name(test_cloud, prefix)) == [master, f"{prefix}-node-1"]
+    assert token_record(env)[1] == soon
+    out = run_inv(["nodes", "--num-nodes", "2"], env).stdout
+    assert "bootstrap token expires soon" in out
+    assert join_token(test_cloud, prefix, f"{prefix}-node-2") == token_record(env)[1].token != soon.token
 
 
 # --- network and keypair ------------------------------------------------------------

@@ -113,3 +113,13 @@ def test_passphrase_key_without_public_half_says_how_to_make_it(home):
     (home / ".ssh" / "id_kubernetes.pub").unlink()
     with pytest.raises(UserError, match="ssh-keygen -y"):
         sshkeys.ensure_local(load())
+
+
+def test_a_key_another_run_made_meanwhile_wins_whole(tmp_path):
+    # Two `inv up` of two clusters generate ~/.ssh/id_kubernetes at once: the
+    # first key to appear is kept, and never seen half-written.
+    path = tmp_path / "ssh" / "id_kubernetes"
+    assert sshkeys._publish_new(path, b"first", 0o600)
+    assert not sshkeys._publish_new(path, b"second", 0o600)
+    assert path.read_bytes() == b"first" and (path.stat().st_mode & 0o777) == 0o600
+    assert sorted(p.name for p in path.parent.iterdir()) == ["id_kubernetes"]

@@ -66,8 +66,13 @@ def test_apikey_auth_catalog(sess, test_cloud):
         assert [e["region"] for e in by_type[t]["endpoints"]] == ["ORD"]
     net_url = by_type["network"]["endpoints"][0]["publicURL"]
     assert net_url.endswith("/cloudNetworks/ORD/v2.0")
+    # The tool's way to every service is through its fault proxy.
     assert by_type["object-store"]["endpoints"][0]["publicURL"] == \
-        test_cloud.storage_url
+        "%s/v1/AUTH_%s" % (test_cloud.proxies["object-store"].url,
+                           test_cloud.tenant_id)
+    assert net_url.startswith(test_cloud.proxies["network"].url + "/")
+    assert by_type["compute"]["endpoints"][0]["publicURL"].startswith(
+        test_cloud.proxies["compute"].url + "/")
 
 
 def test_wrong_api_key_rejected(test_cloud):

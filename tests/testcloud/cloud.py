@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 
 from tests.testcloud import release_mirror, sshd, swift
+from tests.testcloud.faults import FaultProxy
 from tests.testcloud.netns import assert_loopback_namespace
 from tests.testcloud.util import (REPO_ROOT, free_port, http_ok, port_open,
                                   wait_for)
@@ -63,8 +64,14 @@ class TestCloud:
             os.makedirs(d, exist_ok=True)
         mimic_port, swift_port = free_port(), free_port()
         self.mimic_url = "http://127.0.0.1:%d" % mimic_port
-        self.auth_url = self.mimic_url + "/identity/v2.0"
         self.swift_url = "http://127.0.0.1:%d" % swift_port
+        # The tool reaches every service through a fault proxy (faults.py),
+        # off until a test calls faults(); the catalog names the proxies.
+        # Tests' own requests (direct_auth_url, storage_url, mimic_url) go
+        # straight to the services.
+        self._start_proxies()
+        self.direct_auth_url = self.mimic_url + "/identity/v2.0"
+        self.auth_url = self.proxies["identity"].url + "/identity/v2.0"
         self.storage_url = "%s/v1/AUTH_%s" % (self.swift_url, self.tenant_id)
 
         ready = os.path.join(self.workdir, "mimic.ready")
@@ -73,7 +80,9 @@ class TestCloud:
         log = open(os.path.join(self.workdir, "mimic.log"), "ab")
         self._mimic = subprocess.Popen(
             [sys.executable, "-m", "tests.testcloud.mimic_server",
-             "--port", str(mimic_port), "--swift-url", self.swift_url,
+             "--port", str(mimic_port),
+             "--swift-url", self.proxies["object-store"].url,
+             "--network-url", self.proxies["network"].url,
              "--username", self.username, "--api-key", self.api_key,
              "--tenant-id", self.tenant_id, "--ready-file", ready],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -112,8 +121,57 @@ class TestCloud:
         self.reset_request_counts()
         self.startup_seconds = time.monotonic() - t0
 
+    def _proxy_set(self):
+        compute = FaultProxy(self.mimic_url).start()
+        # Mimic builds the compute URLs of the catalog from the Host of the
+        # token request: the identity proxy names the compute proxy.
+        identity = FaultProxy(self.mimic_url, host_header="127.0.0.1:%d"
+                              % compute.port).start()
+        return {"identity": identity, "compute": compute,
+                "network": FaultProxy(self.mimic_url).start(),
+                "object-store": FaultProxy(self.swift_url).start()}
+
+    def _start_proxies(self):
+        self.proxies = {}
+        self.proxies = self._proxy_set()
+
+    def fault_lane(self, rate, seed, **options):
+        """A private set of fault proxies for one client run, so that runs
+        side by side each get their own seeded faults. Returns (env,
+        proxies): env points the tool at them (OS_AUTH_URL, whose catalog
+        names the lane's compute proxy, and NETWORK_ENDPOINT,
+        STORAGE_ENDPOINT); stop the proxies when done."""
+        proxies = self._proxy_set()
+        for offset, (_, proxy) in enumerate(sorted(proxies.items())):
+            proxy.set(rate, seed=seed * 16 + offset, **options)
+        env = {"OS_AUTH_URL": proxies["identity"].url + "/identity/v2.0",
+               "NETWORK_ENDPOINT": proxies["network"].url
+               + "/cloudNetworks/%s/v2.0" % self.region,
+               "STORAGE_ENDPOINT": "%s/v1/AUTH_%s" % (
+                   proxies["object-store"].url, self.tenant_id)}
+        return env, proxies
+
+    def faults(self, rate, seed=0, services=None, **options):
+        """Fail a seeded `rate` share of the tool's requests to `services`
+        (default: identity, compute, network, object-store) before they reach
+        the service; options as FaultProxy.set (kinds, retry_after,
+        slow_seconds, match). rate=0 switches them off. Each proxy gets its
+        own generator, seeded from `seed` and its service."""
+        for offset, (name, proxy) in enumerate(sorted(self.proxies.items())):
+            if services is None or name in services:
+                proxy.set(rate, seed=seed * 16 + offset, **options)
+            else:
+                proxy.off()
+
+    def fault_stats(self):
+        """{service: {"forwarded": n, "503": n, "drop": n, "slow": n}}."""
+        return {name: proxy.stats() for name, proxy in self.proxies.items()}
+
     def stop(self):
         """Kill every process group we started; idempotent."""
+        for proxy in getattr(self, "proxies", {}).values():
+            proxy.stop()
+        self.proxies = {}
         for p in self._procs:
             if p.poll() is None:
                 try:
@@ -178,7 +236,7 @@ class TestCloud:
         """A Mimic token for the test user (same one the tool will get)."""
         body = {"auth": {"RAX-KSKEY:apiKeyCredentials": {
             "username": self.username, "apiKey": self.api_key}}}
-        return self._request("POST", self.auth_url + "/tokens",
+        return self._request("POST", self.direct_auth_url + "/tokens",
                              body)["access"]["token"]["id"]
 
     # -- fault injection ----------------------------------------------------
@@ -222,7 +280,7 @@ class TestCloud:
         return self._get("/testcloud/keypairs")
 
     def set_server_health(self, server_name, unit=None, active=True,
-                          journal=None, node_ready=None):
+                          journal=None, node_ready=None, drain_error=None):
         """Make ``unit`` on ``server_name`` active/failed (systemctl,
         journalctl, curl /readyz for kube-apiserver, kubectl Ready for
         kubelet) and/or set the node's Ready condition."""
@@ -239,10 +297,24 @@ class TestCloud:
                 u["journal"] = journal
         if node_ready is not None:
             state["node_ready"] = bool(node_ready)
+        if drain_error is not None:
+            # `kubectl drain` of this node fails with this reason ("" clears)
+            state["drain_error"] = drain_error
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(state, f)
         os.replace(tmp, path)
+
+    def kube_objects(self, server_name, namespace, kind):
+        """{name: object} that `kubectl create -f -` over SSH recorded on
+        ``server_name`` (see stubs.py)."""
+        import yaml
+
+        folder = os.path.join(self.servers_dir, server_name, "kube-objects", namespace, kind)
+        if not os.path.isdir(folder):
+            return {}
+        return {name[:-len(".yaml")]: yaml.safe_load(open(os.path.join(folder, name)))
+                for name in sorted(os.listdir(folder)) if name.endswith(".yaml")}
 
     def reset_server_health(self, server_name=None):
         for name in os.listdir(self.health_dir):
@@ -261,6 +333,21 @@ class TestCloud:
         except OSError:
             counts["object-store"] = 0
         return counts
+
+    def set_compute_limits(self, page_size=None, post_limit=None,
+                           window=None):
+        """Nova's paging (at most page_size servers or images a page; 5
+        at start) and its POST rate limit (post_limit POSTs per window
+        seconds, 0 = none, the start): beyond it, 413 + Retry-After and
+        /limits shows the rate. Returns the current figures and the count
+        of 413s answered since the last call that set something."""
+        return self._request("POST", self.mimic_url + "/testcloud/limits",
+                             {"page_size": page_size, "post_limit": post_limit,
+                              "window": window})
+
+    def compute_limits(self):
+        """{"page_size", "post_limit", "window", "posts", "over_limit"}."""
+        return self._get("/testcloud/limits")
 
     def compute_request_count(self):
         return self.request_counts().get("compute", 0)

@@ -13,6 +13,14 @@ Rackspace / OpenStack behaviour:
   PublicNet (0000...) / ServiceNet (1111...) uuids are listed.
 * unique public IPv4 per server, and ``accessIPv4`` = that address.
 * creation behavior ``over-limit``: 413 overLimit with Retry-After.
+* paging as Nova's ``osapi_max_limit``: server and image lists answer at
+  most ``LIMITS.page_size`` items a page (5 by default, so clients must
+  follow ``servers_links`` / ``images_links`` next links; Nova's default is
+  1000), ``limit`` and ``marker`` as in Nova.
+* rate limits as Nova's legacy limiter (a leaky bucket per account):
+  beyond ``LIMITS.post_limit`` POSTs per ``LIMITS.window`` seconds a
+  compute POST gets 413 overLimit with Retry-After, and ``/limits`` carries
+  the matching ``rate`` section. Off by default.
 """
 from __future__ import annotations
 
@@ -20,6 +28,9 @@ import base64
 import hashlib
 import json
 import random
+import threading
+import time
+from urllib.parse import urlencode
 
 from mimic.model import keypair_objects, nova_objects
 from mimic.model.keypair_objects import KeyPair
@@ -231,6 +242,141 @@ def _add_over_limit_behavior():
         return _fail
 
 
+class Limits:
+    """Paging and the compute POST rate limit (set through /testcloud/limits)."""
+
+    def __init__(self):
+        self.page_size = 5
+        self.post_limit = 0      # 0: no rate limit
+        self.window = 60.0       # seconds
+        self.over_limit = 0      # 413s answered
+        self.posts = 0
+        self._lock = threading.Lock()
+        self._level = 0.0        # the bucket, in seconds of "water"
+        self._last = None
+
+    def configure(self, page_size=None, post_limit=None, window=None):
+        with self._lock:
+            if page_size is not None:
+                self.page_size = int(page_size)
+            if post_limit is not None:
+                self.post_limit = int(post_limit)
+            if window is not None:
+                self.window = float(window)
+            self._level, self._last = 0.0, None
+            self.over_limit = self.posts = 0
+
+    def _leak(self, now):
+        if self._last is not None:
+            self._level = max(0.0, self._level - (now - self._last))
+        self._last = now
+
+    def admit_post(self, now=None):
+        """Nova's legacy Limit: each request adds window/limit seconds of
+        water to a bucket that holds `window` seconds and leaks in real
+        time. None when admitted, else the seconds until one would be."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self.posts += 1
+            if not self.post_limit:
+                return None
+            self._leak(now)
+            cost = self.window / self.post_limit
+            if self._level + cost > self.window + 1e-9:
+                self.over_limit += 1
+                return self._level + cost - self.window
+            self._level += cost
+            return None
+
+    def rate_section(self, now=None):
+        """/limits "rate" as Rackspace shows it (one POST limit on every URI)."""
+        if not self.post_limit:
+            return []
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._leak(now)
+            cost = self.window / self.post_limit
+            remaining = int((self.window - self._level) / cost + 1e-9)
+        unit, per = ("SECOND", 1.0) if self.window < 60 else ("MINUTE", 60.0)
+        return [{"uri": "*", "regex": ".*", "limit": [{
+            "verb": "POST", "value": int(round(self.post_limit * per / self.window)),
+            "remaining": remaining, "unit": unit,
+            "next-available": "1970-01-01T00:00:00Z"}]}]
+
+    def stats(self):
+        return {"page_size": self.page_size, "post_limit": self.post_limit,
+                "window": self.window, "posts": self.posts,
+                "over_limit": self.over_limit}
+
+
+LIMITS = Limits()
+
+
+def over_limit_body(retry_after):
+    return json.dumps({"overLimit": {
+        "code": 413, "message": "OverLimit Retry...",
+        "details": "Error Details...", "retryAfter": str(retry_after)}})
+
+
+def _patch_paging_and_limits():
+    orig_list = RegionalServerCollection.request_list
+
+    def request_list(self, http_get_request, include_details, absolutize_url,
+                     name=u"", limit=None, marker=None, changes_since=None):
+        try:
+            asked = int(limit) if limit is not None else None
+        except ValueError:
+            asked = limit          # Mimic answers 400
+        if not isinstance(asked, str) and (asked is None or asked >= 0):
+            limit = str(min(asked if asked is not None else LIMITS.page_size,
+                            LIMITS.page_size))
+        return orig_list(self, http_get_request, include_details,
+                         absolutize_url, name=name, limit=limit,
+                         marker=marker, changes_since=changes_since)
+    RegionalServerCollection.request_list = request_list
+
+    def list_images_detail(self, request, tenant_id):
+        body = json.loads(self._image_collection_for_tenant(tenant_id)
+                          .list_images(include_details=True,
+                                       absolutize_url=self.url))
+        images = body["images"]
+        args = {k.decode(): v[0].decode() for k, v in request.args.items()}
+        if args.get("marker"):
+            ids = [i["id"] for i in images]
+            if args["marker"] not in ids:
+                request.setResponseCode(400)
+                return json.dumps(bad_request(
+                    "marker [%s] not found" % args["marker"], request))
+            images = images[ids.index(args["marker"]) + 1:]
+        try:
+            limit = min(int(args.get("limit", LIMITS.page_size)),
+                        LIMITS.page_size)
+        except ValueError:
+            request.setResponseCode(400)
+            return json.dumps(bad_request("limit param must be an integer",
+                                          request))
+        page = images[:limit]
+        result = {"images": page}
+        if limit and len(images) > limit:
+            query = urlencode({"limit": limit, "marker": page[-1]["id"]})
+            result["images_links"] = [{
+                "href": self.url("v2/%s/images/detail?%s" % (tenant_id,
+                                                              query)),
+                "rel": "next"}]
+        return json.dumps(result)
+    _replace_endpoint("get_server_image_list_with_details",
+                      list_images_detail)
+
+    from mimic.canned_responses.nova import get_limit as canned_limits
+
+    def get_limit(self, request, tenant_id):
+        body = canned_limits()
+        body["limits"]["rate"] = LIMITS.rate_section()
+        request.setResponseCode(200)
+        return json.dumps(body)
+    _replace_endpoint("get_limit", get_limit)
+
+
 def server_info(server):
     v4 = [a.address for a in server.public_ips if isinstance(a, IPv4Address)]
     return {"id": server.server_id, "name": server.server_name,
@@ -257,6 +403,7 @@ def apply():
     _patch_servers()
     _add_over_limit_behavior()
     _patch_default_region()
+    _patch_paging_and_limits()
 
 
 def _patch_default_region(region="ORD"):

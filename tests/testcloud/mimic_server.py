@@ -15,6 +15,8 @@ pointing cloudFiles at the real Swift.  Extra, test-only endpoints live under
     GET  /testcloud/keypairs             all keypairs, all tenants
     GET  /testcloud/requests             request counters per service
     POST /testcloud/requests/reset
+    GET  /testcloud/limits               paging and compute rate limit, 413 count
+    POST /testcloud/limits               {"page_size", "post_limit", "window"}
 
 Every request under /mimicking/ and /cloudNetworks/ needs a Mimic-issued
 X-Auth-Token (401 otherwise), like the real services.  POST
@@ -111,6 +113,14 @@ class TestCloudRoot(Resource):
 
     def render(self, request):
         path = request.path.decode("utf-8", "replace")
+        # Behind a (fault) proxy, Mimic's absolute URLs (catalog, links)
+        # must name the address the client used, as the Host header says;
+        # Twisted takes the port from the socket otherwise.
+        host = (request.getHeader(b"host") or b"").decode()
+        if ":" in host:
+            name, _, port = host.rpartition(":")
+            if port.isdigit():
+                request.setHost(name.encode(), int(port))
         if path.startswith("/testcloud/") or path.startswith("/cloudNetworks/"):
             target = self.extra
         else:
@@ -123,6 +133,15 @@ class TestCloudRoot(Resource):
             if tok not in self.core.sessions._token_to_session:
                 return self._deny(request, 401, "No valid token provided. "
                                   "Please use the 'X-Auth-Token' header.")
+        if request.method == b"POST" and self._service(path) == "compute":
+            wait = mimic_ext.LIMITS.admit_post()
+            if wait is not None:
+                request.setResponseCode(413)
+                request.setHeader(b"content-type", b"application/json")
+                request.setHeader(b"retry-after",
+                                  str(max(1, int(wait + 0.999))).encode())
+                return mimic_ext.over_limit_body(max(1, int(wait + 0.999))
+                                                 ).encode()
         if path.rstrip("/") == "/identity/v2.0/tokens" and \
                 request.method == b"POST":
             body = request.content.read()
@@ -191,6 +210,15 @@ def build(port_holder, swift_url, username, api_key):
     def requests(request):
         return json.dumps(site_root.counts)
 
+    @extra.route("/testcloud/limits", methods=["GET"])
+    def limits(request):
+        return json.dumps(mimic_ext.LIMITS.stats())
+
+    @extra.route("/testcloud/limits", methods=["POST"])
+    def set_limits(request):
+        mimic_ext.LIMITS.configure(**json.loads(request.content.read()))
+        return json.dumps(mimic_ext.LIMITS.stats())
+
     @extra.route("/testcloud/requests/reset", methods=["POST"])
     def reset(request):
         site_root.counts.clear()
@@ -210,6 +238,9 @@ def main(argv=None):
     ap.add_argument("--tenant-id", default=None,
                     help="pre-create the user's session with this tenant")
     ap.add_argument("--ready-file", required=True)
+    ap.add_argument("--network-url", default=None,
+                    help="Cloud Networks URL for the catalog (default: this "
+                    "server's /cloudNetworks/ORD/v2.0), e.g. a fault proxy's")
     args = ap.parse_args(argv)
 
     port_holder = [0]
@@ -218,7 +249,8 @@ def main(argv=None):
     listening = reactor.listenTCP(args.port, get_site(site_root),
                                   interface="127.0.0.1")
     port_holder[0] = listening.getHost().port
-    networks.url_template = base() + "/cloudNetworks/%s/v2.0" % REGION
+    networks.url_template = (args.network_url or base()) + \
+        "/cloudNetworks/%s/v2.0" % REGION
     if args.tenant_id:
         site_root.core.sessions.session_for_api_key(
             args.username, args.api_key, args.tenant_id)

@@ -8,12 +8,26 @@ in <workdir>/ssh/stubs is `exec python stubs.py NAME "$@"`.
   systemctl other ...       exit 0 (start/stop/enable/daemon-reload ...)
   journalctl -u U -n N      the unit's journal lines (see set_server_health)
   curl ... /readyz|healthz|livez   "ok"; exit 7 if kube-apiserver is failed
-  kubectl get nodes [-o json]      the cluster's servers as nodes
+  kubectl get nodes [-o json]      the cluster's servers as nodes (not those
+                            whose Node was deleted; cordoned ones unschedulable)
+  kubectl create -f -       records the object read from stdin in
+                            $HOME/kube-objects/<namespace>/<kind>/<name>.yaml;
+                            AlreadyExists (exit 1) when it is there
+  kubectl cordon NODE       marks it unschedulable
+  kubectl drain NODE [--timeout=D] ...   cordons, then "evicts" its pods:
+                            fails as kubectl does when the node's health has
+                            "drain_error" (a pod that cannot be evicted)
+  kubectl delete node NODE [--ignore-not-found]   deletes the Node object
   kubectl version / other   prints a version / nothing, exit 0
+  kubeadm init|reset|config images list   on a server root given by
+                            $TESTCLOUD_SERVER_ROOT (see cmd_kubeadm)
 
 Health state: <workdir>/health/<server name>.json
   {"units": {"kubelet": {"active": false, "journal": "..."}},
-   "node_ready": true}
+   "node_ready": true, "cordoned": false, "node_deleted": false,
+   "drain_error": "pod default/db-0 ... disruption budget"}
+Unknown nodes (no such server, or its Node deleted) answer as kubectl does:
+'Error from server (NotFound): nodes "NAME" not found', exit 1.
 The cluster of a server: ACTIVE servers of the same tenant whose names share
 its prefix, where the prefix is the name minus a trailing
 -master/-control-plane/-controller/-node/-worker/-minion[-N] part.
@@ -128,6 +142,60 @@ def cmd_curl(args):
     return 7
 
 
+def set_health(name, **changes):
+    path = os.path.join(os.environ.get("TESTCLOUD_HEALTH_DIR", "/nonexistent"),
+                        name + ".json")
+    state = health(name)
+    state.update(changes)
+    tmp = path + ".%d.tmp" % os.getpid()
+    with open(tmp, "w") as f:
+        json.dump(state, f)
+    os.replace(tmp, path)
+
+
+def node_names():
+    return [s["name"] for s in cluster_servers()
+            if not health(s["name"]).get("node_deleted")]
+
+
+def not_found(name):
+    sys.stderr.write('Error from server (NotFound): nodes "%s" not found\n'
+                     % name)
+    return 1
+
+
+def cmd_node_change(words, args):
+    """kubectl cordon / drain / delete node, on the cluster's Node objects."""
+    verb = words[0]
+    name = words[2] if verb == "delete" else words[1]
+    known = name in node_names()
+    if verb == "delete":
+        if not known:
+            return 0 if "--ignore-not-found" in args or \
+                "--ignore-not-found=true" in args else not_found(name)
+        set_health(name, node_deleted=True)
+        print('node "%s" deleted' % name)
+        return 0
+    if not known:
+        return not_found(name)
+    set_health(name, cordoned=True)
+    print("node/%s cordoned" % name)
+    if verb == "cordon":
+        return 0
+    error = health(name).get("drain_error")
+    if error:
+        timeout = next((a.split("=", 1)[1] for a in args
+                        if a.startswith("--timeout=")), "0s")
+        sys.stderr.write("error: unable to drain node \"%s\" due to error: "
+                         "%s, continuing command...\nThere are pending "
+                         "nodes to be drained:\n %s\nerror: %s; global "
+                         "timeout reached: %s\n"
+                         % (name, error, name, error, timeout))
+        return 1
+    print("node/%s drained" % name)
+    return 0
+
+
 def cluster_servers():
     servers = lookup.servers(os.environ["TESTCLOUD_MIMIC_URL"])
     tenant = os.environ.get("TESTCLOUD_TENANT_ID")
@@ -152,7 +220,7 @@ def node_json(server):
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": labels},
-        "spec": {},
+        "spec": {"unschedulable": True} if h.get("cordoned") else {},
         "status": {
             "addresses": addrs,
             "conditions": [{
@@ -181,13 +249,24 @@ def cmd_kubectl(args):
     if "version" in words[:1]:
         print("Client Version: v1.31.4")
         return 0
+    if words[:1] == ["create"]:
+        return kubectl_create(args)
+    if words[:1] in (["cordon"], ["drain"]) and len(words) > 1 or \
+            words[:2] == ["delete", "node"] and len(words) > 2:
+        if not unit_active(me(), "kube-apiserver"):
+            sys.stderr.write("The connection to the server localhost:6443 "
+                             "was refused - did you specify the right host "
+                             "or port?\n")
+            return 1
+        return cmd_node_change(words, args)
     if words[:2] in (["get", "nodes"], ["get", "node"], ["get", "no"]):
         if not unit_active(me(), "kube-apiserver"):
             sys.stderr.write("The connection to the server localhost:6443 "
                              "was refused - did you specify the right host "
                              "or port?\n")
             return 1
-        nodes = [node_json(s) for s in cluster_servers()]
+        nodes = [node_json(s) for s in cluster_servers()
+                 if not health(s["name"]).get("node_deleted")]
         out = None
         for i, a in enumerate(args):
             if a in ("-o", "--output") and i + 1 < len(args):
@@ -217,9 +296,158 @@ def cmd_kubectl(args):
     return 0
 
 
+def kubectl_create(args):
+    """`kubectl create -f -`: keep the object where a test can read it (the
+    server's HOME, see ssh_forcecommand.py), refusing a second one of the
+    same name as the API server does."""
+    import yaml
+
+    if "-" not in args or not any(a in ("-f", "--filename") for a in args):
+        sys.stderr.write("testcloud stub: only `kubectl create -f -` is known\n")
+        return 1
+    # kubectl reads the whole file before it calls the API server.
+    text = sys.stdin.read()
+    if not unit_active(me(), "kube-apiserver"):
+        sys.stderr.write("The connection to the server localhost:6443 was refused - did you specify the "
+                         "right host or port?\n")
+        return 1
+    try:
+        obj = yaml.safe_load(text)
+        kind, meta = obj["kind"], obj["metadata"]
+        namespace, name = meta.get("namespace", "default"), meta["name"]
+    except (yaml.YAMLError, TypeError, KeyError) as exc:
+        sys.stderr.write("error: error parsing STDIN: %s\n" % exc)
+        return 1
+    folder = os.path.join(os.environ["HOME"], "kube-objects", namespace, kind)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name + ".yaml")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        sys.stderr.write('Error from server (AlreadyExists): error when creating "STDIN": %ss "%s" '
+                         'already exists\n' % (kind.lower(), name))
+        return 1
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(obj, f)
+    print("%s/%s created" % (kind.lower(), name))
+    return 0
+
+
+# kubeadm init's phases, in kubeadm's order (`kubeadm init --help`).
+INIT_PHASES = ("preflight", "certs", "kubeconfig", "etcd", "control-plane",
+               "kubelet-start", "wait-control-plane", "upload-config",
+               "upload-certs", "mark-control-plane", "bootstrap-token",
+               "kubelet-finalize", "addon")
+KUBECONFIGS = ("admin.conf", "super-admin.conf", "kubelet.conf",
+               "controller-manager.conf", "scheduler.conf")
+MANIFESTS = ("etcd.yaml", "kube-apiserver.yaml",
+             "kube-controller-manager.yaml", "kube-scheduler.yaml")
+
+
+def _update_health(name, change):
+    path = os.path.join(os.environ["TESTCLOUD_HEALTH_DIR"], name + ".json")
+    state = health(name)
+    change(state)
+    with open(path + ".tmp", "w") as f:
+        json.dump(state, f)
+    os.replace(path + ".tmp", path)
+
+
+def cmd_kubeadm(args):
+    """kubeadm on a server whose filesystem is under $TESTCLOUD_SERVER_ROOT
+    (the stub refuses to run without one). What it leaves behind follows
+    kubeadm's phases; the cluster's own state (what the phases after
+    kubeconfig put into the API) is <root>/var/lib/etcd/stub-cluster.json.
+
+      init      preflight fails when a static pod manifest exists (as
+                kubeadm's FileAvailable checks do); certs makes a new CA
+                when none is in place. Health {"kubeadm": {"init_fail_after":
+                PHASE, "init_failures": N}} makes the next N inits exit 1
+                after PHASE.
+      reset -f  removes what kubeadm reset removes: manifests, pki (the CA
+                too), the kubeconfigs, /var/lib/etcd, /var/lib/kubelet.
+      config images list --kubernetes-version V   kubeadm 1.34's images.
+    Every call is logged to <root>/var/log/kubeadm-stub.log."""
+    root = os.environ.get("TESTCLOUD_SERVER_ROOT")
+    if not root:
+        sys.stderr.write("kubeadm stub: TESTCLOUD_SERVER_ROOT is not set\n")
+        return 2
+    etc, etcd = os.path.join(root, "etc/kubernetes"), os.path.join(root, "var/lib/etcd")
+    log = os.path.join(root, "var/log/kubeadm-stub.log")
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, "a") as f:
+        f.write(" ".join(["kubeadm"] + args) + "\n")
+    words = [a for a in args if not a.startswith("-")]
+    if words[:3] == ["config", "images", "list"]:
+        version = next((a.split("=", 1)[1] for a in args if a.startswith("--kubernetes-version=")), None)
+        if version is None and "--kubernetes-version" in args:
+            version = args[args.index("--kubernetes-version") + 1]
+        version = version or "v1.34.1"
+        for image in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"):
+            print("registry.k8s.io/%s:%s" % (image, version))
+        print("registry.k8s.io/coredns/coredns:v1.12.1")
+        print("registry.k8s.io/pause:3.10.1")
+        print("registry.k8s.io/etcd:3.6.4-0")
+        return 0
+    if words[:1] == ["reset"]:
+        import shutil
+        if "-f" not in args and "--force" not in args:
+            sys.stderr.write("kubeadm stub: reset asks for confirmation; pass -f\n")
+            return 1
+        for sub in ("manifests", "pki"):
+            shutil.rmtree(os.path.join(etc, sub), ignore_errors=True)
+        for name in KUBECONFIGS:
+            if os.path.exists(os.path.join(etc, name)):
+                os.unlink(os.path.join(etc, name))
+        shutil.rmtree(etcd, ignore_errors=True)
+        shutil.rmtree(os.path.join(root, "var/lib/kubelet"), ignore_errors=True)
+        return 0
+    if words[:1] != ["init"]:
+        return 0
+    settings = health(me()).get("kubeadm", {})
+    fail_after = settings.get("init_fail_after") if settings.get("init_failures", 0) > 0 else None
+    cluster = {"phases": []}
+    for phase in INIT_PHASES:
+        if phase == "preflight":
+            taken = [m for m in MANIFESTS if os.path.exists(os.path.join(etc, "manifests", m))]
+            if taken:
+                for m in taken:
+                    sys.stderr.write("\t[ERROR FileAvailable--etc-kubernetes-manifests-%s]: "
+                                     "/etc/kubernetes/manifests/%s already exists\n"
+                                     % (m.replace(".", "-"), m))
+                return 1
+        elif phase == "certs":
+            os.makedirs(os.path.join(etc, "pki"), exist_ok=True)
+            for name in ("ca.crt", "ca.key"):
+                path = os.path.join(etc, "pki", name)
+                if not os.path.exists(path):
+                    with open(path, "w") as f:
+                        f.write("CA MADE BY KUBEADM\n")
+        elif phase == "kubeconfig":
+            for name in KUBECONFIGS:
+                with open(os.path.join(etc, name), "w") as f:
+                    f.write("# kubeconfig (kubeadm stub)\n")
+        elif phase in ("etcd", "control-plane"):
+            os.makedirs(os.path.join(etc, "manifests"), exist_ok=True)
+            for m in MANIFESTS if phase == "control-plane" else MANIFESTS[:1]:
+                with open(os.path.join(etc, "manifests", m), "w") as f:
+                    f.write("# static pod (kubeadm stub)\n")
+        cluster["phases"].append(phase)
+        os.makedirs(etcd, exist_ok=True)
+        with open(os.path.join(etcd, "stub-cluster.json"), "w") as f:
+            json.dump(cluster, f)
+        if phase == fail_after:
+            _update_health(me(), lambda s: s["kubeadm"].update(
+                init_failures=s["kubeadm"]["init_failures"] - 1))
+            sys.stderr.write("error execution phase %s: injected failure "
+                             "(kubeadm stub)\n" % phase)
+            return 1
+    return 0
+
+
 COMMANDS = {"hostname": cmd_hostname, "systemctl": cmd_systemctl,
             "journalctl": cmd_journalctl, "curl": cmd_curl,
-            "kubectl": cmd_kubectl}
+            "kubectl": cmd_kubectl, "kubeadm": cmd_kubeadm}
 
 
 def main():

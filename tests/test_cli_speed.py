@@ -1,0 +1,53 @@
+"""`inv --list`, `--help` and completion stay fast: importing the task
+collection must not import the client libraries (they load when a task
+first uses them; see tasks/lazy.py, and benchmarks/bench_cli.py for the
+figures)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasks import lazy
+
+REPO = Path(__file__).resolve().parent.parent
+HEAVY = ("keystoneauth1", "requests", "novaclient", "swiftclient", "fabric", "paramiko",
+         "cryptography", "jinja2", "rackspaceauth", "openstack", "urllib3")
+
+
+def imported_after(code):
+    """The HEAVY top-level packages in sys.modules after running `code` in
+    a fresh interpreter (this test process has imported them all)."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, check=True,
+                         capture_output=True, text=True).stdout
+    return sorted(set(json.loads(out.splitlines()[-1])) & set(HEAVY))
+
+
+def test_import_tasks_loads_no_client_library():
+    assert imported_after("import tasks") == []
+
+
+def test_the_lists_of_tasks_and_their_help_load_no_client_library():
+    code = ("import sys\nfrom invoke import Program, Collection\nimport tasks\n"
+            "sys.argv = ['inv', '--list']\n"
+            "try:\n    Program(namespace=Collection.from_module(tasks)).run(['inv', '--help', 'up'], exit=False)\n"
+            "except SystemExit:\n    pass\n")
+    assert imported_after(code) == []
+
+
+def test_a_task_that_needs_a_client_still_gets_it():
+    # The probe must see a heavy module once a lazy binding is used, or the
+    # assertions above would pass for a probe that sees nothing.
+    assert "keystoneauth1" in imported_after("import tasks.cloud as c\nc.ks_session.Session")
+
+
+def test_lazy_module_imports_on_first_attribute_and_names_missing_attributes():
+    json_ = lazy.module("json")
+    assert json_.dumps([1]) == "[1]"
+    with pytest.raises(AttributeError):
+        json_.no_such_function
+    with pytest.raises(ModuleNotFoundError):
+        lazy.module("tasks.no_such_module").anything
