@@ -24,7 +24,28 @@ from tests.osbed import confs
 from tests.testcloud import sshd, swift
 from tests.testcloud.cloud import TestCloud
 from tests.testcloud.netns import assert_loopback_namespace
-from tests.testcloud.util import REPO_ROOT, free_port, port_open, wait_for
+from tests.testcloud.util import REPO_ROOT, port_open, wait_for
+
+_taken = set()
+
+
+def free_port():
+    """A free port below Linux's ephemeral range (32768-60999): the bed
+    binds its ports one by one while its services already open outgoing
+    connections, and a port from bind(0) may be taken by one of those."""
+    import random
+    import socket
+    while True:
+        port = random.randrange(20000, 32000)
+        if port in _taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _taken.add(port)
+        return port
 
 REGION = "DFW3"
 # What a Flex account looks like: user and project in rackspace_cloud_domain,
