@@ -404,7 +404,7 @@ def test_a_create_over_the_user_data_limit_is_never_sent(test_cloud, cloud_env):
     nova = cloudservers.for_cloud(Cloud(s))
     request = cloudservers.CreateRequest(
         name=f"{s.INSTANCE_PREFIX}-master", image_id=nova.image_id(IMAGE), flavor_id="general1-1",
-        key_name="", network_ids=(PUBLICNET,), metadata={}, user_data=os.urandom(50000))
+        key_name="", nics=({"net-id": PUBLICNET},), metadata={}, user_data=os.urandom(50000))
     mark = test_cloud.request_log_mark()
     with pytest.raises(ConfigError, match="over Nova's limit of 65535"):
         nova.create_server(s, request)

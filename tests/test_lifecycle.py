@@ -100,7 +100,12 @@ def compute(cloud, method, path, body=None):
 
 def impostor(cloud, name):
     """A server named like a cluster's, made by someone else: no metadata."""
-    image = next(i["id"] for i in compute(cloud, "GET", "/images/detail")["images"] if i["name"] == IMAGE)
+    page, image = compute(cloud, "GET", "/images/detail"), None
+    while image is None:   # the test cloud pages its lists: follow the next links
+        image = next((i["id"] for i in page["images"] if i["name"] == IMAGE), None)
+        if image is None:
+            marker = page["images"][-1]["id"]
+            page = compute(cloud, "GET", f"/images/detail?marker={marker}")
     return compute(cloud, "POST", "/servers", {"server": {
         "name": name, "imageRef": image, "flavorRef": "general1-1"}})["server"]["id"]
 

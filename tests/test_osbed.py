@@ -5,6 +5,7 @@ do against Rackspace Flex must work here first.
 """
 import hashlib
 import secrets
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -213,3 +214,99 @@ def test_glance_takes_a_qcow2_upload_and_deletes_it(os_bed, sess):
     left = sess.get("/v2/images?owner=" + os_bed.project_id,
                     endpoint_filter=img_ep).json()["images"]
     assert left == []
+
+
+def make_cluster(sess, nova, bed, tag, key_name):
+    """Network 10.0.0.0/24 + router on PUBLICNET; a master with a floating
+    IP and a node (fixed 10.0.0.20) without: what the tool builds on Flex."""
+    net_ep = ep("network")
+
+    def post(path, body):
+        return sess.post(path, json=body, endpoint_filter=net_ep).json()
+
+    public = sess.get("/v2.0/networks?name=PUBLICNET",
+                      endpoint_filter=net_ep).json()["networks"][0]
+    net = post("/v2.0/networks", {"network": {"name": tag}})["network"]
+    subnet = post("/v2.0/subnets", {"subnet": {
+        "network_id": net["id"], "ip_version": 4,
+        "cidr": "10.0.0.0/24"}})["subnet"]
+    router = post("/v2.0/routers", {"router": {
+        "name": tag, "external_gateway_info": {
+            "network_id": public["id"]}}})["router"]
+    sess.put("/v2.0/routers/%s/add_router_interface" % router["id"],
+             json={"subnet_id": subnet["id"]}, endpoint_filter=net_ep)
+    ports = {role: post("/v2.0/ports", {"port": {
+        "network_id": net["id"], "name": "%s-%s" % (tag, role),
+        "fixed_ips": [{"subnet_id": subnet["id"], "ip_address": ip}]}}
+    )["port"] for role, ip in (("master", "10.0.0.10"), ("node-1", "10.0.0.20"))}
+    fip = post("/v2.0/floatingips", {"floatingip": {
+        "floating_network_id": public["id"],
+        "port_id": ports["master"]["id"]}})["floatingip"]
+    flavor = nova.flavors.find(name="gp.0.2.4").id
+    servers = [nova.servers.create("%s-%s" % (tag, role), image=bed.image_id,
+                                   flavor=flavor, key_name=key_name,
+                                   nics=[{"port-id": port["id"]}])
+               for role, port in ports.items()]
+    for s in servers:
+        wait(lambda: nova.servers.get(s.id).status == "ACTIVE",
+             s.name + " ACTIVE")
+    return {"net": net, "subnet": subnet, "router": router, "fip": fip,
+            "servers": servers, "ports": list(ports.values())}
+
+
+def remove_cluster(sess, c):
+    net_ep = ep("network")
+    for s in c["servers"]:
+        s.delete()
+    sess.delete("/v2.0/floatingips/" + c["fip"]["id"], endpoint_filter=net_ep)
+    for s in c["servers"]:
+        wait(lambda: not sess.get("/v2.0/ports?device_id=" + s.id,
+                                  endpoint_filter=net_ep).json()["ports"],
+             "ports of %s released" % s.name)
+    for p in c["ports"]:      # pre-made ports outlive their server
+        sess.delete("/v2.0/ports/" + p["id"], endpoint_filter=net_ep)
+    sess.put("/v2.0/routers/%s/remove_router_interface" % c["router"]["id"],
+             json={"subnet_id": c["subnet"]["id"]}, endpoint_filter=net_ep)
+    sess.delete("/v2.0/routers/" + c["router"]["id"], endpoint_filter=net_ep)
+    sess.delete("/v2.0/networks/" + c["net"]["id"], endpoint_filter=net_ep)
+
+
+def test_ssh_reaches_the_master_by_floating_ip_and_nodes_only_through_it(
+        os_bed, sess, tmp_path):
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                    str(key)], check=True)
+    nova = nova_client.Client("2.79", session=sess, region_name="DFW3")
+    kp_name = "osbed-" + secrets.token_hex(3)
+    nova.keypairs.create(kp_name, public_key=key.with_suffix(".pub").read_text())
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        "Host *\n    IdentityFile %s\n    StrictHostKeyChecking no\n"
+        "    UserKnownHostsFile /dev/null\n    LogLevel ERROR\n"
+        "    ConnectTimeout 10\nInclude %s\n" % (key, os_bed.ssh_config))
+
+    def ssh(*args):
+        return subprocess.run(["ssh", "-F", str(config), *args, "hostname"],
+                              capture_output=True, text=True, timeout=60)
+
+    a = make_cluster(sess, nova, os_bed, "osa" + secrets.token_hex(2), kp_name)
+    b = make_cluster(sess, nova, os_bed, "osb" + secrets.token_hex(2), kp_name)
+    try:
+        for c in (a, b):
+            master, node = c["servers"]
+            fip = c["fip"]["floating_ip_address"]
+            out = ssh("root@" + fip)
+            assert out.stdout.strip() == master.name, out.stderr
+            # Both clusters' nodes are 10.0.0.20: the jump host decides.
+            out = ssh("-J", "root@" + fip, "root@10.0.0.20")
+            assert out.stdout.strip() == node.name, out.stderr
+        # A fixed address is not reachable from outside the cloud.
+        out = ssh("root@10.0.0.20")
+        assert out.returncode == 255 and out.stdout == ""
+        # Nor is a floating IP that no server holds.
+        out = ssh("root@198.51.100.251")
+        assert out.returncode == 255 and out.stdout == ""
+    finally:
+        for c in (a, b):
+            remove_cluster(sess, c)
+        nova.keypairs.delete(kp_name)

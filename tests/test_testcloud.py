@@ -382,7 +382,7 @@ def test_internal_object_store_is_another_proxy_without_info(sess,
                              interface="public")
     internal = catalog.url_for(service_type="object-store",
                                region_name="ORD", interface="internal")
-    assert public == test_cloud.storage_url
+    assert public == test_cloud.public_storage_url
     assert internal == test_cloud.internal_storage_url != public
     token = {"X-Auth-Token": test_cloud.token()}
     req = urllib.request.Request(internal, headers=token, method="HEAD")

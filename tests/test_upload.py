@@ -126,7 +126,7 @@ def test_public_temp_url_and_the_sha1_fallback_without_info(env, swift, test_clo
     container, name = env["CLOUDFILES_CONTAINER"], f"{env['INSTANCE_PREFIX']}/{RELEASE_TARBALL}"
     run_inv(["upload"], dict(env, CLOUDFILES_SERVICENET="false"))
     url = saved(env)["url"]
-    assert url.startswith(f"{test_cloud.storage_url}/{container}/{name}?")
+    assert url.startswith(f"{test_cloud.public_storage_url}/{container}/{name}?")
     assert requests.get(url, timeout=30).content == path.read_bytes()
 
     # Rackspace's Cloud Files has no /info (nor has this endpoint): SHA-1,

@@ -21,9 +21,31 @@ import urllib.error
 import urllib.request
 
 from tests.osbed import confs
-from tests.testcloud import swift
+from tests.testcloud import sshd, swift
+from tests.testcloud.cloud import TestCloud
 from tests.testcloud.netns import assert_loopback_namespace
-from tests.testcloud.util import REPO_ROOT, free_port, port_open, wait_for
+from tests.testcloud.util import REPO_ROOT, port_open, wait_for
+
+_taken = set()
+
+
+def free_port():
+    """A free port below Linux's ephemeral range (32768-60999): the bed
+    binds its ports one by one while its services already open outgoing
+    connections, and a port from bind(0) may be taken by one of those."""
+    import random
+    import socket
+    while True:
+        port = random.randrange(20000, 32000)
+        if port in _taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _taken.add(port)
+        return port
 
 REGION = "DFW3"
 # What a Flex account looks like: user and project in rackspace_cloud_domain,
@@ -78,6 +100,10 @@ def available():
 
 
 RABBITMQ = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+# Tenant networks' fixed IPs: a jump host's sshd forwards to <fixed ip>:22,
+# and inside the bed's namespace these ranges are local, so the forward
+# lands on the bed's sshd (port 22), which works out the server reached.
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 
 
 class OSBed:
@@ -163,6 +189,7 @@ class OSBed:
         self._mark("keystone up", t0)
         self._register()
         self._mark("keystone registered", t0)
+        self._start_sshd()
         for name in ("glance", "placement", "neutron", "nova"):
             self._wait_prep(prep, name)
         self._mark("databases", t0)
@@ -174,7 +201,8 @@ class OSBed:
         self._mark("rabbitmq", t0)
         for name in ("conductor", "scheduler", "compute"):
             self._spawn("nova-" + name,
-                        [self._bin("nova-" + name), "--config-file",
+                        [self._bin("python"), "-m", "tests.osbed.nova_service",
+                         name, "--config-file",
                          self._conf("nova", "nova.conf")])
         for kind, path in (("image", "/versions"), ("placement", "/"),
                            ("network", "/"), ("compute", "/")):
@@ -183,6 +211,8 @@ class OSBed:
         wait_for(lambda: self._http_ok(self.lay.url("object-store") +
                                        "/info"),
                  timeout=30, procs=self._swift_procs, what="swift")
+        wait_for(lambda: port_open(self.sshd_port), procs=[self._procs["sshd"]],
+                 what="sshd")
         self._mark("apis up", t0)
         self._populate()
         self._mark("populated", t0)
@@ -222,6 +252,10 @@ class OSBed:
         for f in self.fronts.values():
             f.stop()
         self.fronts = {}
+        for cidr in getattr(self, "_routes", []):
+            subprocess.run(["ip", "route", "del", "local", cidr, "dev", "lo"],
+                           check=False)
+        self._routes = []
 
     def __enter__(self):
         return self
@@ -409,6 +443,34 @@ class OSBed:
             auth=confs.swift_keystone_pipeline(self.lay),
             python=self._bin("python"))
         self._swift_procs = procs
+
+    def _start_sshd(self):
+        self.health_dir = os.path.join(self.workdir, "health")
+        self.servers_dir = os.path.join(self.workdir, "servers")
+        for d in (self.health_dir, self.servers_dir):
+            os.makedirs(d, exist_ok=True)
+        state = os.path.join(self.workdir, "ssh-lookup.json")
+        fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"identity": self.lay.identity,
+                       "admin_password": self.admin_password,
+                       "compute": self.lay.url("compute") + "/v2.1",
+                       "network": self.lay.url("network"),
+                       "user_ids": [self.user_id],
+                       "token_cache": state + ".token"}, f)
+        self._routes = []
+        for cidr in PRIVATE_RANGES:
+            subprocess.run(["ip", "route", "replace", "local", cidr, "dev",
+                            "lo"], check=True)
+            self._routes.append(cidr)
+        proc, self.sshd_port, self.ssh_config = sshd.start(
+            os.path.join(self.workdir, "ssh"), "osbed:" + state,
+            self.health_dir, self.servers_dir, extra_ports=(22,))
+        self._procs["sshd"] = proc
+
+    # Server "health" seen over SSH: the legacy test cloud's, as is.
+    set_server_health = TestCloud.set_server_health
+    reset_server_health = TestCloud.reset_server_health
 
     # -- HTTP -------------------------------------------------------------
     @staticmethod

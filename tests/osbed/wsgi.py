@@ -13,6 +13,8 @@ import json
 import os
 import sys
 
+import tests.osbed.sqlite_immediate  # noqa: E402,F401
+
 sys.argv = json.loads(os.environ["OSBED_ARGV"])
 _module, _attr = os.environ["OSBED_APP"].split(":")
 _obj = getattr(importlib.import_module(_module), _attr.rstrip("()"))

@@ -75,6 +75,9 @@ class TestCloud:
         self.direct_auth_url = self.mimic_url + "/identity/v2.0"
         self.auth_url = self.proxies["identity"].url + "/identity/v2.0"
         self.storage_url = "%s/v1/AUTH_%s" % (self.swift_url, self.tenant_id)
+        # What the catalog names as the public object store (the proxy).
+        self.public_storage_url = "%s/v1/AUTH_%s" % (
+            self.proxies["object-store"].url, self.tenant_id)
         # The catalog's internal (ServiceNet) object-store URL: another
         # Swift proxy on the same store, without /info.
         self.swift_internal_url = "http://127.0.0.1:%d" % swift_internal_port

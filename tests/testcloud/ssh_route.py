@@ -1,29 +1,29 @@
 """
-ProxyCommand relay:  ssh_route.py HOST PORT SSHD_PORT MIMIC_URL
+ProxyCommand relay:  ssh_route.py HOST PORT SSHD_PORT SOURCE
 
 Maps a server's public IPv4 a.b.c.d to loopback 127.b.c.d:SSHD_PORT (the
 test cloud's sshd listens on all 127.x addresses), so each server has its
-own address.  Like a real network, only ACTIVE servers answer: if Mimic has
-no ACTIVE server with that address, the connection is refused.  Loopback
+own address.  Like a real network, only ACTIVE servers answer: if the cloud
+(SOURCE, see lookup.py) has no ACTIVE server with that public address, the
+connection is refused; private addresses are not routed from outside.  Loopback
 addresses (127.x) are passed through unchanged.
 """
-import json
 import os
 import select
 import socket
 import sys
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lookup  # noqa: E402
 
 
-def target(host, mimic_url):
+def target(host, source):
     octets = host.split(".")
     if len(octets) != 4 or not all(o.isdigit() for o in octets):
         return None
     if octets[0] == "127":
         return host
-    with urllib.request.urlopen(mimic_url + "/testcloud/servers",
-                                timeout=5) as r:
-        servers = json.load(r)
+    servers = lookup.servers(source)
     if not any(s["public_ipv4"] == host and s["status"] == "ACTIVE"
                for s in servers):
         return None
@@ -31,8 +31,8 @@ def target(host, mimic_url):
 
 
 def main():
-    host, port, sshd_port, mimic_url = sys.argv[1:5]
-    addr = target(host, mimic_url)
+    host, port, sshd_port, source = sys.argv[1:5]
+    addr = target(host, source)
     if addr is None:
         sys.stderr.write("ssh: connect to host %s port %s: Connection "
                          "refused\n" % (host, port))

@@ -33,7 +33,11 @@ def find_sftp_server():
     return "/usr/lib/openssh/sftp-server"
 
 
-def configure(root, mimic_url, health_dir, servers_dir):
+def configure(root, mimic_url, health_dir, servers_dir, extra_ports=()):
+    """mimic_url: where servers and keys are looked up (lookup.py: Mimic's
+    URL or "osbed:<state.json>").  extra_ports: more ports sshd listens on
+    (the OpenStack bed adds 22, where jump-host forwards to fixed IPs land).
+    """
     os.makedirs(root, exist_ok=True)
     stub_dir = os.path.join(root, "stubs")
     os.makedirs(stub_dir, exist_ok=True)
@@ -49,12 +53,13 @@ def configure(root, mimic_url, health_dir, servers_dir):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "",
                         "-C", "testcloud-host", "-f", host_key], check=True)
     sftp = find_sftp_server()
+    port = free_port()
     conf_json = os.path.join(root, "testcloud.json")
     with open(conf_json, "w") as f:
         json.dump({"mimic_url": mimic_url, "stub_dir": stub_dir,
+                   "ports": [port, *extra_ports],
                    "health_dir": health_dir, "servers_dir": servers_dir,
                    "sftp_server": sftp}, f)
-    port = free_port()
     # sshd checks that AuthorizedKeysCommand's program (realpath) lives in
     # root-owned, non-world-writable directories: use the real interpreter.
     real_py = os.path.realpath(py)
@@ -62,7 +67,7 @@ def configure(root, mimic_url, health_dir, servers_dir):
     with open(sshd_config, "w") as f:
         f.write("""\
 Port {port}
-ListenAddress 0.0.0.0
+{extra_ports}ListenAddress 0.0.0.0
 HostKey {host_key}
 PidFile {root}/sshd.pid
 PermitRootLogin prohibit-password
@@ -81,7 +86,8 @@ MaxSessions 50
 LogLevel VERBOSE
 ForceCommand {py} {force} {conf_json}
 Subsystem sftp {sftp}
-""".format(port=port, host_key=host_key, root=root, real_py=real_py,
+""".format(port=port, extra_ports="".join(
+        "Port %d\n" % p for p in extra_ports), host_key=host_key, root=root, real_py=real_py,
            authkeys=os.path.join(HERE, "ssh_authkeys.py"),
            mimic_url=mimic_url, py=py,
            force=os.path.join(HERE, "ssh_forcecommand.py"),
@@ -97,9 +103,9 @@ Host *
     return sshd_config, ssh_config, port
 
 
-def start(root, mimic_url, health_dir, servers_dir):
+def start(root, mimic_url, health_dir, servers_dir, extra_ports=()):
     sshd_config, ssh_config, port = configure(root, mimic_url, health_dir,
-                                              servers_dir)
+                                              servers_dir, extra_ports)
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)   # privsep dir
     sshd = find_sshd()
     subprocess.run([sshd, "-t", "-f", sshd_config], check=True)

@@ -37,7 +37,9 @@ import os
 import re
 import sys
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lookup  # noqa: E402
 
 ROLE_RE = re.compile(r"^(.*?)-(master|control-plane|controller|node|worker|"
                      r"minion)(-?\d+)?$")
@@ -195,9 +197,7 @@ def cmd_node_change(words, args):
 
 
 def cluster_servers():
-    url = os.environ["TESTCLOUD_MIMIC_URL"] + "/testcloud/servers"
-    with urllib.request.urlopen(url, timeout=5) as r:
-        servers = json.load(r)
+    servers = lookup.servers(os.environ["TESTCLOUD_MIMIC_URL"])
     tenant = os.environ.get("TESTCLOUD_TENANT_ID")
     m = ROLE_RE.match(me())
     prefix = (m.group(1) if m else me().split("-")[0]) + "-"

@@ -120,7 +120,6 @@ def configure(root, mimic_url, proxy_port=None, internal_port=None, auth=None):
         account_autocreate = true
         allow_account_management = true
         expose_info = {expose_info}
-
         {auth_filters}
 
         [filter:tempurl]
@@ -148,13 +147,14 @@ def configure(root, mimic_url, proxy_port=None, internal_port=None, auth=None):
         use = egg:swift#slo
         [filter:dlo]
         use = egg:swift#dlo
-        """.replace("{auth_filters}", auth_filters.strip("\n").lstrip()
-                    ).replace("{auth_names}", auth_names
-                              ).replace("{expose_info}", expose_info))
+            """.replace("{auth_filters}", auth_filters.strip("\n").lstrip()
+                        ).replace("{auth_names}", auth_names
+                                  ).replace("{expose_info}", expose_info))
     return etc, ports
 
 
-def start(root, mimic_url, proxy_port=None, internal_port=None, auth=None, python=None):
+def start(root, mimic_url, proxy_port=None, internal_port=None, auth=None,
+          python=None):
     """Start the servers (account, container, object, the public and the
     internal proxy) with `python` (default this interpreter); returns
     (processes, ports, proxy_url)."""
