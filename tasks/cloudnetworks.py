@@ -8,6 +8,13 @@ the token names it. Every request retries transient failures
 or timeout on a create is followed by a look-up by name (Neutron allows
 duplicate names, so a blind retry could leave two networks) and only then
 by another attempt (cloud.create_or_find).
+
+Tags follow a create in a PUT (Neutron takes `tags` in a POST only for
+ports, and only with an ML2 extension driver that is off by default), so a
+create whose answer was lost left the resource untagged: the look-up after
+it matches by name alone, then tags it. Callers create only after finding
+no resource of that name at all (kind_openstack.one_of_ours), so a
+same-named one found then is the one just made.
 """
 
 import time
@@ -93,7 +100,7 @@ class CloudNetworks:
 
     def create_network(self, name, tags=(), sleep=time.sleep):
         def find():
-            found = [n for n in self.networks(name) if set(tags) <= set(n.get("tags") or [])]
+            found = self.networks(name)
             return found[0] if len(found) == 1 else None
 
         net = self._create(f"creating network {name}", "/networks", {"network": {"name": name}}, "network", find, sleep)
@@ -152,7 +159,7 @@ class CloudNetworks:
 
     def create_router(self, name, external_network_id, tags=()):
         def find():
-            found = [r for r in self.routers(name) if set(tags) <= set(r.get("tags") or [])]
+            found = self.routers(name)
             return found[0] if len(found) == 1 else None
 
         body = {"router": {"name": name, "external_gateway_info": {"network_id": external_network_id}}}
@@ -199,7 +206,7 @@ class CloudNetworks:
 
     def create_security_group(self, name, description, tags=()):
         def find():
-            found = [g for g in self.security_groups(name) if set(tags) <= set(g.get("tags") or [])]
+            found = self.security_groups(name)
             return found[0] if len(found) == 1 else None
 
         body = {"security_group": {"name": name, "description": description}}
@@ -237,7 +244,7 @@ class CloudNetworks:
 
     def create_port(self, name, network_id, subnet_id, security_group_ids, allowed_address_pairs=(), tags=()):
         def find():
-            found = [p for p in self.ports_named(name, network_id) if set(tags) <= set(p.get("tags") or [])]
+            found = self.ports_named(name, network_id)
             return found[0] if len(found) == 1 else None
 
         body = {"port": {"name": name, "network_id": network_id, "fixed_ips": [{"subnet_id": subnet_id}],

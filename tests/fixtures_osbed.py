@@ -3,7 +3,9 @@ pytest fixture for the OpenStack bed (tests/osbed), loaded by
 tests/conftest.py.  A session fixture: the bed starts once, and only when a
 test asks for it.
 
-    os_bed   session: a started OSBed
+    os_bed   session: a started OSBed, its public endpoints behind fault
+             proxies that pass everything (os_bed.faults(rate, seed) to
+             make some requests fail; always switch them off again)
 """
 import pytest
 
@@ -19,7 +21,9 @@ def os_bed(tmp_path_factory):
     why = available()
     if why:
         pytest.fail("OpenStack bed: " + why, pytrace=False)
-    bed = OSBed.start(tmp_path_factory.mktemp("osbed"))
+    from tests.testcloud.faults import FaultProxy
+    bed = OSBed.start(tmp_path_factory.mktemp("osbed"),
+                      front=lambda upstream: FaultProxy(upstream).start())
     try:
         yield bed
     finally:

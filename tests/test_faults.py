@@ -167,6 +167,15 @@ def test_a_create_is_not_sent_twice_on_a_dropped_connection(echo):
     assert echo.stats() == {"drop": 1 + cloud.ATTEMPTS}
 
 
+def test_a_lost_answer_means_the_create_happened(echo):
+    """The "lost" kind: the service made it, the client saw a reset."""
+    echo.set(rate=1.0, kinds=("lost",))
+    with pytest.raises(ks_exc.ConnectFailure):
+        session([]).post(echo.url + "/ports", json={"port": {"name": "p"}})
+    assert Echo.seen == [("POST", "/ports", b'{"port": {"name": "p"}}')]
+    assert echo.stats() == {"lost": 1}
+
+
 def test_the_retry_budget_bounds_the_wait(echo, monkeypatch):
     monkeypatch.setattr(cloud, "RETRY_BUDGET", 5.0)
     echo.set(rate=1.0, kinds=("503",), retry_after=2)

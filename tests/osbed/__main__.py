@@ -2,9 +2,11 @@
 Rehearsal:  python -m tests.osbed -- CMD [ARGS...]   (as root, repo root)
 
 Enters a loopback-only network namespace, starts the OpenStack bed in a
-temp dir, runs CMD with the bed's environment (OS_CLOUD, clouds.yaml,
-SSH_CONFIG, KUBE_IMAGE, plus KUBE_ENV_FILE and a temp HOME), stops the bed
-and exits with CMD's status.  OSBED_KEEP=1 keeps the temp dir and its logs.
+temp dir with a release mirror (`inv build --release` fetches from it),
+runs CMD with the bed's environment (OS_CLOUD, clouds.yaml, SSH_CONFIG,
+KUBE_IMAGE, KUBE_RELEASE_URL, KUBE_VERSION, plus KUBE_ENV_FILE and a temp
+HOME), stops the bed and exits with CMD's status.  OSBED_KEEP=1 keeps the
+temp dir and its logs.
 """
 import os
 import shutil
@@ -13,6 +15,8 @@ import sys
 import tempfile
 
 from tests.testcloud.netns import enter_loopback_namespace
+
+VERSION = "v1.31.4"      # the release the mirror serves, as tests.testcloud's
 
 
 def main(argv):
@@ -23,18 +27,22 @@ def main(argv):
         return 2
     enter_loopback_namespace()
     from tests.osbed import OSBed, available   # after unshare, no threads
+    from tests.testcloud.release_mirror import ReleaseMirror
     why = available()
     if why:
         sys.stderr.write("osbed: %s\n" % why)
         return 2
     tmp = tempfile.mkdtemp(prefix="osbed-")
     keep = os.environ.get("OSBED_KEEP") == "1"
+    mirror = None
     try:
         with OSBed.start(os.path.join(tmp, "bed")) as bed:
+            mirror = ReleaseMirror(os.path.join(tmp, "mirror"), VERSION)
             home = os.path.join(tmp, "home")
             os.makedirs(home)
             env = dict(os.environ, **bed.env())
-            env.update(KUBE_ENV_FILE=bed.env_file, HOME=home)
+            env.update(KUBE_ENV_FILE=bed.env_file, HOME=home,
+                       KUBE_RELEASE_URL=mirror.base_url, KUBE_VERSION=VERSION)
             print("osbed: ready in %.1fs (%s; identity %s, workdir %s)" % (
                 bed.startup_seconds, ", ".join(
                     "%s %ss" % kv for kv in bed.timings.items()),
@@ -49,6 +57,8 @@ def main(argv):
                 flush=True)
             return rc
     finally:
+        if mirror is not None:
+            mirror.stop()
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
 

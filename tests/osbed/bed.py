@@ -665,6 +665,25 @@ class OSBed:
             env.update(SSH_USER="root", SSH_CONFIG=self.ssh_config)
         return env
 
+    # -- faults (front=FaultProxy) ----------------------------------------
+    def faults(self, rate, seed=0, services=None, **options):
+        """Fail a seeded `rate` share of the tool's requests (public
+        endpoints) to `services` (default: all of them), before they reach
+        the service; options as FaultProxy.set. rate=0 switches them off.
+        Needs a bed started with front=..."""
+        if not self.fronts:
+            raise RuntimeError("this bed was started without fault proxies "
+                               "(OSBed.start(workdir, front=...))")
+        for offset, (name, proxy) in enumerate(sorted(self.fronts.items())):
+            if services is None or name in services:
+                proxy.set(rate, seed=seed * 16 + offset, **options)
+            else:
+                proxy.off()
+
+    def fault_stats(self):
+        """{service: {"forwarded": n, "503": n, "drop": n, "slow": n}}."""
+        return {name: proxy.stats() for name, proxy in self.fronts.items()}
+
     # -- request counters ---------------------------------------------------
     def request_counts(self):
         """Requests served since start/reset, per catalog service type."""

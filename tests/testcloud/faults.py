@@ -7,8 +7,8 @@ A fault-injecting HTTP reverse proxy, for any HTTP service.
     proxy.stats()                         # {"forwarded": n, "503": n, "drop": n, "slow": n}
     proxy.stop()
 
-A failing request never reaches the service: the proxy reads it whole and
-then answers in one of these ways (`kinds`, chosen at random with the
+A failing request (but a "lost" one) never reaches the service: the proxy
+reads it whole and then answers in one of these ways (`kinds`, chosen at random with the
 same seeded generator):
 
     "503"   503 Service Unavailable with Retry-After: `retry_after` seconds
@@ -16,6 +16,9 @@ same seeded generator):
             reset / remote disconnect)
     "slow"  answers nothing for `slow_seconds` (set it above the client's
             timeout), then closes the connection
+    "lost"  forwards the request, then closes the connection without the
+            service's answer: a create that happened although the client
+            saw a failure (false negative). Not in the default `kinds`.
 
 Everything else is forwarded as is (method, path, query, headers, body) and
 the service's answer sent back. The Host header is kept, so services that
@@ -41,6 +44,7 @@ import time
 import urllib.parse
 
 KINDS = ("503", "drop", "slow")
+ALL_KINDS = KINDS + ("lost",)
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                "transfer-encoding", "upgrade", "content-length"}
 
@@ -68,9 +72,9 @@ class FaultProxy:
         default) with `kinds`. A new `seed` restarts the generator."""
         if not 0.0 <= rate <= 1.0:
             raise ValueError("rate is a share between 0 and 1")
-        unknown = set(kinds) - set(KINDS)
+        unknown = set(kinds) - set(ALL_KINDS)
         if unknown or not kinds:
-            raise ValueError(f"kinds must be some of {KINDS}")
+            raise ValueError(f"kinds must be some of {ALL_KINDS}")
         with self._lock:
             self.rate = rate
             self.kinds = tuple(kinds)
@@ -189,9 +193,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(proxy.slow_seconds)
             self._drop()
             return
-        self._forward(body)
+        self._forward(body, answer=fault != "lost")
 
-    def _forward(self, body):
+    def _forward(self, body, answer=True):
         proxy = self.owner
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         if proxy.host_header:
@@ -210,6 +214,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         finally:
             conn.close()
+        if not answer:
+            self._drop()
+            return
         self.send_response_only(resp.status, resp.reason)
         for key, value in resp.getheaders():
             if key.lower() not in _HOP_BY_HOP:
