@@ -21,6 +21,7 @@ SERVICES = {
     "compute": ("COMPUTE_ENDPOINT", "compute", "cloudServersOpenStack"),
     "network": ("NETWORK_ENDPOINT", "network", "cloudNetworks"),
     "object-store": ("STORAGE_ENDPOINT", "object-store", "cloudFiles"),
+    "image": ("IMAGE_ENDPOINT", "image", "cloudImages"),
 }
 
 # Statuses worth retrying for any request: the request was not acted on
