@@ -178,7 +178,12 @@ class Pipeline:
                 digest.update(chunk)
                 advance(len(chunk))
                 if not self.downstream_gone.is_set():
-                    _put(self.compressed, chunk, self.downstream_gone_or_stop)
+                    try:
+                        _put(self.compressed, chunk, self.downstream_gone_or_stop)
+                    except Cancelled:
+                        if self.stop.is_set():
+                            raise
+                        # The upload failed: go on filling the cache only.
             if digest.hexdigest() != self.expected:
                 where = self.cache_path if self.from_cache else self.url
                 self.cache_path.unlink(missing_ok=True)

@@ -155,7 +155,8 @@ def test_decompress_handles_several_streams_and_small_pieces():
 @pytest.fixture
 def mirror(tmp_path):
     m = release_mirror.ReleaseMirror(str(tmp_path / "mirror"), "v1.31.4")
-    payload = os.urandom(300_000) + bytes(2 << 20) + os.urandom(100_000)
+    # Random data over several bzip2 blocks (900 kB each), zeros in between.
+    payload = os.urandom(3 << 20) + bytes(2 << 20) + os.urandom(100_000)
     image = str(tmp_path / "image.qcow2")
     release_mirror.make_qcow2(image, payload=payload)
     m.gnupghome = str(tmp_path / "gnupg")
@@ -214,8 +215,12 @@ def test_a_changed_cached_file_is_caught_too(tmp_path, mirror):
     assert not cache.exists()
 
 
-def test_a_failed_upload_still_completes_the_download(tmp_path, mirror):
+def test_a_failed_upload_still_completes_the_download(tmp_path, mirror, monkeypatch):
     import requests
+    from tasks import imagestream
+    # Small chunks and queues, so the download is still running when the upload fails.
+    monkeypatch.setattr(imagestream, "CHUNK", 16 << 10)
+    monkeypatch.setattr(imagestream, "DEPTH", 1)
     cache = tmp_path / "cache" / flatcar.IMAGE_FILE
 
     class UploadBroke(Exception):
@@ -273,7 +278,7 @@ def test_default_image_is_the_newest_of_ours_in_the_channel():
               nova("later-but-saving", "Flatcar Container Linux stable 4230.2.9", status="SAVING"),
               nova("beta", "Flatcar Container Linux beta 4300.1.0"),
               nova("theirs", "Flatcar Container Linux stable 9999.2.0", ours=False),
-              nova("ten", "Flatcar Container Linux stable 10.2.0")]
+              nova("nine", "Flatcar Container Linux stable 9.2.0")]   # newer as a string only
     assert flatcar.default_image(images) == "new"
     assert flatcar.default_image(images, "beta") == "beta"
     assert flatcar.default_image([nova("x", "Flatcar Container Linux (Stable)")]) is None
