@@ -1,8 +1,9 @@
 """Identity, the service catalog, and the retry policy every API call shares.
 
 Rackspace Identity v2.0 with an API key (rackspaceauth's plugin for
-keystoneauth1) by default, password auth when only OS_PASSWORD is set.
-Endpoints come from the catalog by type, name and OS_REGION_NAME; the
+keystoneauth1) on the legacy cloud, Keystone v3 on OpenStack (Rackspace
+Flex); credentials.py decides which and from what.
+Endpoints come from the catalog by type, name and the region; the
 *_ENDPOINT settings override them for private clouds and tests.
 """
 
@@ -43,35 +44,49 @@ logging.getLogger("keystoneauth").setLevel(logging.ERROR)
 
 
 def auth_plugin(s):
-    # Imported here: rackspaceauth is only needed once we really authenticate.
-    from rackspaceauth import v2
+    """The keystoneauth plugin the settings call for (see credentials.py)."""
+    from . import credentials
 
-    auth_url = s.OS_AUTH_URL.rstrip("/") + "/"
-    if s.OS_API_KEY:
-        return v2.APIKey(username=s.OS_USERNAME, api_key=s.OS_API_KEY, auth_url=auth_url)
-    return v2.Password(username=s.OS_USERNAME, password=s.OS_PASSWORD, auth_url=auth_url)
+    return credentials.auth_plugin(credentials.load(s))
 
 
 class Cloud:
     """One authenticated session and the endpoints of one region."""
 
     def __init__(self, s):
-        s.require_credentials()
+        from . import credentials
+
+        self.credentials = creds = credentials.load(s)
+        if creds.kind == credentials.LEGACY:
+            s.require_credentials()
+        credentials.require(creds)
         self.settings = s
-        self.session = ks_session.Session(auth=auth_plugin(s), timeout=REQUEST_TIMEOUT)
+        self.kind = creds.kind
+        self.region = creds.region
+        self.session = ks_session.Session(auth=credentials.auth_plugin(creds), timeout=REQUEST_TIMEOUT,
+                                          verify=creds.verify)
 
     @functools.cached_property
     def access(self):
+        creds = self.credentials
+        if creds.kind == "legacy":
+            service, check = "Rackspace Identity", "check OS_API_KEY / OS_PASSWORD"
+            who = f"OS_USERNAME={self.settings.OS_USERNAME}"
+        else:
+            service, who = "Keystone", creds.who
+            check = ("check the application credential" if creds.method == "application_credential"
+                     else "check the password (or API key), the domains and the project")
+            if creds.cloud_name:
+                check += f" in clouds.yaml entry {creds.cloud_name}"
         try:
             return self.session.auth.get_access(self.session)
         except ks_exc.Unauthorized:
-            raise CloudError(
-                f"Rackspace Identity at {self.settings.OS_AUTH_URL} refused the credentials of "
-                f"OS_USERNAME={self.settings.OS_USERNAME}; check OS_API_KEY / OS_PASSWORD") from None
+            raise CloudError(f"{service} at {creds.auth_url} refused the credentials of {who}; {check}") from None
         except ks_exc.ConnectFailure:
-            raise CloudError(f"cannot reach OS_AUTH_URL {self.settings.OS_AUTH_URL}; check the URL and your network") from None
+            raise CloudError(f"cannot reach the identity service at {creds.auth_url}; "
+                             "check OS_AUTH_URL (auth_url) and your network") from None
         except ks_exc.HttpError as exc:
-            raise CloudError(f"Rackspace Identity at {self.settings.OS_AUTH_URL}: {describe(exc)}") from None
+            raise CloudError(f"{service} at {creds.auth_url}: {describe(exc)}") from None
 
     @property
     def token(self):
@@ -81,16 +96,17 @@ class Cloud:
     def tenant_id(self):
         return self.access.project_id
 
-    def endpoint(self, service, interface="public"):
+    def endpoint(self, service, interface=None):
         """The URL of `service` ('compute', 'network', 'object-store') in
         OS_REGION_NAME. We read the catalog ourselves: rackspaceauth's own
         get_endpoint mangles network URLs (str.strip('/v2.0'))."""
         override_name, service_type, service_name = SERVICES[service]
+        interface = interface or self.credentials.interface
         override = self.settings[override_name]
         if override:
             return override
         catalog = self.access.service_catalog
-        region = self.settings.OS_REGION_NAME
+        region = self.region or None
         for name in (service_name, None):
             try:
                 url = catalog.url_for(service_type=service_type, service_name=name,
@@ -102,10 +118,10 @@ class Cloud:
         regions = sorted({e.get("region") for svc in catalog.catalog if svc.get("type") == service_type
                           for e in svc.get("endpoints", []) if e.get("region")})
         raise CloudError(
-            f"no {service_name} ({service_type}) endpoint in region OS_REGION_NAME={region}; "
+            f"no {service_name} ({service_type}) endpoint in region OS_REGION_NAME={region or '(any)'}; "
             f"the catalog has it in: {', '.join(regions) or 'no region'} (or set {override_name})")
 
-    def adapter(self, service, interface="public"):
+    def adapter(self, service, interface=None):
         """A keystoneauth Adapter for `service` that retries, with
         exponential backoff and Retry-After honoured, on RETRY_STATUSES."""
         return ks_adapter.Adapter(

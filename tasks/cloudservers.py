@@ -90,7 +90,7 @@ class CloudServers:
         self.cloud = cloud
         self.endpoint = cloud.endpoint("compute")
         common = dict(session=cloud.session, endpoint_override=self.endpoint,
-                      region_name=cloud.settings.OS_REGION_NAME)
+                      region_name=cloud.region or None)
         self.nova = nova_client.Client(
             "2", status_code_retries=cloudmod.RETRIES, retriable_status_codes=cloudmod.RETRY_STATUSES,
             connect_retries=cloudmod.CONNECT_RETRIES, **common)
@@ -130,13 +130,13 @@ class CloudServers:
         """KUBE_IMAGE as an ID or a name."""
         if self._images is None:
             self._images = self._pages("listing images", "/images/detail", "images")
-        return _resolve("KUBE_IMAGE", ref, self._images, "image", self.cloud.settings.OS_REGION_NAME)
+        return _resolve("KUBE_IMAGE", ref, self._images, "image", self.cloud.region or "any region")
 
     def flavor_id(self, setting, ref):
         """KUBE_MASTER_FLAVOR / KUBE_NODE_FLAVOR as an ID or a name."""
         if self._flavors is None:
             self._flavors = self._pages("listing flavors", "/flavors", "flavors")
-        return _resolve(setting, ref, self._flavors, "flavor", self.cloud.settings.OS_REGION_NAME)
+        return _resolve(setting, ref, self._flavors, "flavor", self.cloud.region or "any region")
 
     # -- keypairs ------------------------------------------------------------
     def keypair(self, name):

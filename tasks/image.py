@@ -41,11 +41,12 @@ LEGACY_MESSAGE = ("legacy Rackspace (Identity v2.0) cannot take a Flatcar image 
 def image(c, channel=None, version=None, list_=False, remove=None, via_url=False):
     """Import a verified Flatcar OpenStack image into this region's image service."""
     s = settings.load(flags={"FLATCAR_CHANNEL": channel})
-    if legacy(s):
-        raise UserError(LEGACY_MESSAGE)
+    from . import credentials
     from .cloud import Cloud
     from .glance import Glance
 
+    if credentials.load(s).kind == credentials.LEGACY:
+        raise UserError(LEGACY_MESSAGE)
     cloud = Cloud(s)
     glance = Glance(cloud)
     if list_:
@@ -58,12 +59,6 @@ def image(c, channel=None, version=None, list_=False, remove=None, via_url=False
         return
     result = ensure(s, glance, version=version, via_url=via_url)
     print(f"{result.name}  {result.id}")
-
-
-def legacy(s):
-    """Rackspace's legacy cloud: Identity v2.0 (its Cloud Images has no
-    Glance v2 upload of qcow2)."""
-    return s.OS_AUTH_URL.rstrip("/").endswith("/v2.0")
 
 
 # --- release facts ------------------------------------------------------------

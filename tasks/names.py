@@ -58,7 +58,12 @@ def public_key_path(s):
 
 
 def container(s):
-    return s.CLOUDFILES_CONTAINER or f"kubernetes-releases-{s.OS_USERNAME}"
+    # An application credential (or clouds.yaml) leaves OS_USERNAME empty;
+    # the container is the project's then, and INSTANCE_PREFIX keeps apart
+    # the objects of its clusters.
+    if s.CLOUDFILES_CONTAINER:
+        return s.CLOUDFILES_CONTAINER
+    return f"kubernetes-releases-{s.OS_USERNAME}" if s.OS_USERNAME else "kubernetes-releases"
 
 
 def object_prefix(s):

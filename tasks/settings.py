@@ -140,6 +140,12 @@ def _choice(*choices, why=""):
     return parse
 
 
+def _kind(raw):
+    if raw not in ("", "legacy", "openstack"):
+        raise ValueError(f"must be legacy, openstack or empty (from the identity API), got {raw!r}")
+    return raw
+
+
 def _off(raw):
     value = _bool(raw)
     if value:
@@ -227,6 +233,15 @@ SPECS = {
     "OS_PASSWORD": Spec(_str, secret=True),
     "OS_REGION_NAME": Spec(_str),
     "OS_TENANT_NAME": Spec(_str),
+    "CLOUD_KIND": Spec(_kind),
+    "OS_CLOUD": Spec(_str),
+    "OS_PROJECT_NAME": Spec(_str),
+    "OS_PROJECT_ID": Spec(_str),
+    "OS_USER_DOMAIN_NAME": Spec(_str),
+    "OS_PROJECT_DOMAIN_NAME": Spec(_str),
+    "OS_APPLICATION_CREDENTIAL_ID": Spec(_str),
+    "OS_APPLICATION_CREDENTIAL_SECRET": Spec(_str, secret=True),
+    "OS_INTERFACE": Spec(_choice("public", "internal", "admin")),
     "COMPUTE_ENDPOINT": Spec(_url),
     "NETWORK_ENDPOINT": Spec(_url),
     "STORAGE_ENDPOINT": Spec(_url),
