@@ -36,6 +36,16 @@ def have_tarball(s, cloud):
         return False
 
 
+def check_image(s, cloud):
+    """When a server must be created, KUBE_IMAGE must name an image: stop
+    now, before the network or keypair is touched (for the default, the
+    line says to run `inv image`; nothing uploads on its own)."""
+    nova = cloudservers.for_cloud(cloud)
+    listed = nova.list_servers(s.INSTANCE_PREFIX)
+    if any(servers.plan(s, role, listed).create for role in ("master", "node")):
+        nova.image_id(s.KUBE_IMAGE)
+
+
 def ordered(s, found):
     """Servers as remote.Targets: the master first, then nodes by index."""
     return [remote.target(srv) for srv in remote.cluster_servers(s, found)]
@@ -59,6 +69,7 @@ def up(c, no_checks=False, kubeconfig=None):
     s = settings.load()
     cloud = Cloud(s)
     tarball = have_tarball(s, cloud)
+    check_image(s, cloud)
     target = nodes.prepare(s, cloud)
     # Without a tarball the stages have nothing to create; should a server
     # fail meanwhile, the lazy release stops them with find_tarball's line.

@@ -292,3 +292,23 @@ def test_legacy_rackspace_is_told_in_one_line(cloud_env):
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1 and "Identity v2.0" in lines[0] and "VHD" in lines[0] and "README" in lines[0]
     assert "Traceback" not in proc.stdout
+
+
+def test_up_without_a_flatcar_image_stops_before_creating_anything(test_cloud, cloud_env, tmp_path):
+    # KUBE_IMAGE left at its default: neither in the environment nor the env file.
+    env = {k: v for k, v in cloud_env.items() if k != "KUBE_IMAGE"}
+    env_file = tmp_path / "cloud.env"
+    env_file.write_text("".join(line + "\n" for line in open(cloud_env["KUBE_ENV_FILE"]).read().splitlines()
+                                if not line.startswith("KUBE_IMAGE=")))
+    env["KUBE_ENV_FILE"] = str(env_file)
+    run_inv(["build", "--release"], env)
+    before = test_cloud.request_counts()
+    proc = run_inv(["up"], env, check=False)
+    assert proc.returncode == 1, proc.stdout
+    last = proc.stdout.strip().splitlines()[-1]
+    assert "no Flatcar image" in last and "KUBE_IMAGE" in last and "Traceback" not in proc.stdout
+    prefix = env["INSTANCE_PREFIX"]
+    assert not [k for k in test_cloud.keypairs() if prefix in str(k)]
+    assert not [s for s in test_cloud.servers() if prefix in str(s)]
+    after = test_cloud.request_counts()
+    assert after.get("network") == before.get("network")   # no network made (nor looked up)
