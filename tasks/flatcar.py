@@ -130,17 +130,24 @@ class Image:
     hash_value: str = ""        # os_hash_value
     source: str = ""            # PROPERTY_SOURCE
     created: str = ""
+    owner: str = ""             # project id
 
     @classmethod
     def from_api(cls, d):
         return cls(id=d["id"], name=d.get("name") or "", status=(d.get("status") or "").lower(),
                    tags=tuple(d.get("tags") or ()), checksum=d.get("checksum") or "",
                    hash_algo=d.get("os_hash_algo") or "", hash_value=d.get("os_hash_value") or "",
-                   source=d.get(PROPERTY_SOURCE) or "", created=d.get("created_at") or "")
+                   source=d.get(PROPERTY_SOURCE) or "", created=d.get("created_at") or "",
+                   owner=d.get("owner") or "")
 
     @property
     def ours(self):
         return TAG in self.tags
+
+    def mine(self, project):
+        """Ours and this project's: another project's public image with
+        our tag is never reused nor deleted."""
+        return self.ours and (not project or self.owner == project)
 
     @property
     def release(self):
@@ -171,7 +178,7 @@ class UploadPlan:
     conflicts: list = None      # [Image]: same name, not ours
 
 
-def plan_upload(images, name, source_sha512, known=None):
+def plan_upload(images, name, source_sha512, known=None, project=None):
     """What `inv image` does about `name`, given the images of that name.
 
     - ours and active with the verified release: skip;
@@ -181,8 +188,8 @@ def plan_upload(images, name, source_sha512, known=None):
     - not ours: left alone, and a new image is made beside it (Glance names
       are not unique) only when none of ours is usable."""
     same = [img for img in images if img.name == name and img.status not in ("deleted", "pending_delete")]
-    ours = sorted((img for img in same if img.ours), key=lambda img: (img.created, img.id))
-    conflicts = [img for img in same if not img.ours]
+    ours = sorted((img for img in same if img.mine(project)), key=lambda img: (img.created, img.id))
+    conflicts = [img for img in same if not img.mine(project)]
     for img in ours:
         if stored_matches(img, source_sha512, known):
             return UploadPlan("skip", img, delete=[], conflicts=conflicts)
@@ -192,12 +199,12 @@ def plan_upload(images, name, source_sha512, known=None):
     return UploadPlan("upload", target, delete=delete, conflicts=conflicts)
 
 
-def uploaded(images, channel=None):
+def uploaded(images, channel=None, project=None):
     """Our active images, newest version first: [(Image, channel, version)]."""
     found = []
     for img in images:
         rel = img.release
-        if img.ours and img.status == "active" and rel and (channel is None or rel[0] == channel):
+        if img.mine(project) and img.status == "active" and rel and (channel is None or rel[0] == channel):
             found.append((img, rel[0], rel[1]))
     return sorted(found, key=lambda t: (version_key(t[2]), t[0].created), reverse=True)
 

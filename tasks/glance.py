@@ -53,6 +53,11 @@ class Glance:
                                              connect_retries=0, **common)
         self.api_once = ks_adapter.Adapter(connect_retries=0, **common)
 
+    @property
+    def project(self):
+        """Our project's id: images of other projects are never ours."""
+        return self.cloud.tenant_id
+
     def _call(self, what, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)

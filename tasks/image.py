@@ -145,7 +145,7 @@ def ensure(s, glance, version=None, via_url=False, session=None):
     name = flatcar.image_name(channel, version)
     known = load_record(s, channel, version, source)
 
-    plan = flatcar.plan_upload(glance.images_named(name), name, source, known)
+    plan = flatcar.plan_upload(glance.images_named(name), name, source, known, project=glance.project)
     if plan.action == "skip":
         progress.info(f"{name} is already there ({plan.target.id}); uploaded nothing")
         return plan.target
@@ -236,7 +236,7 @@ def _via_url(s, glance, target, url, cache_path, algo, expected, known, session,
 # --- list and remove ----------------------------------------------------------------
 
 def listing(s, cloud, glance):
-    ours = flatcar.uploaded(glance.tagged(flatcar.TAG))
+    ours = flatcar.uploaded(glance.tagged(flatcar.TAG), project=glance.project)
     from .cloudservers import for_cloud
 
     used = None
@@ -258,9 +258,8 @@ def listing(s, cloud, glance):
 
 
 def remove_version(glance, version):
-    found = [img for img, _, v in flatcar.uploaded(glance.tagged(flatcar.TAG)) if v == version]
-    found += [img for img in glance.tagged(flatcar.TAG)
-              if img.status != "active" and img.release and img.release[1] == version]
+    tagged = [img for img in glance.tagged(flatcar.TAG) if img.mine(glance.project)]
+    found = [img for img in tagged if img.release and img.release[1] == version]
     if not found:
         raise UserError(f"--remove {version}: no Flatcar image of that version uploaded by this tool; "
                         "see `inv image --list`")

@@ -236,8 +236,8 @@ def test_a_failed_upload_still_completes_the_download(tmp_path, mirror, monkeypa
 # --- image decisions ------------------------------------------------------------
 
 def img(id_, status="active", tags=(flatcar.TAG,), source=SOURCE, name="Flatcar Container Linux stable 4230.2.1",
-        **kw):
-    return Image(id=id_, name=name, status=status, tags=tags, source=source, **kw)
+        owner="mine", **kw):
+    return Image(id=id_, name=name, status=status, tags=tags, source=source, owner=owner, **kw)
 
 
 @pytest.mark.parametrize("images,known,action,target,delete", [
@@ -251,15 +251,16 @@ def img(id_, status="active", tags=(flatcar.TAG,), source=SOURCE, name="Flatcar 
     ([img("k", status="killed"), img("s", status="saving")], None, "upload", None, ["k", "s"]),
     # Another release's bytes under this name: replaced.
     ([img("o", source="cd" * 64)], None, "upload", None, ["o"]),
-    # Not ours: never deleted, never reused.
+    # Not ours: never deleted, never reused; nor is another project's image with our tag.
     ([img("x", tags=())], None, "upload", None, []),
+    ([img("p", owner="other-project"), img("pq", status="queued", owner="other-project")], None, "upload", None, []),
 ])
 def test_plan_upload(images, known, action, target, delete):
-    plan = flatcar.plan_upload(images, "Flatcar Container Linux stable 4230.2.1", SOURCE, known)
+    plan = flatcar.plan_upload(images, "Flatcar Container Linux stable 4230.2.1", SOURCE, known, project="mine")
     assert plan.action == action
     assert (plan.target.id if plan.target else None) == target
     assert [i.id for i in plan.delete] == delete
-    assert [i.id for i in plan.conflicts] == [i.id for i in images if not i.ours]
+    assert [i.id for i in plan.conflicts] == [i.id for i in images if not i.mine("mine")]
 
 
 def test_properties_and_name():
