@@ -9,7 +9,7 @@ release mirror) and every `inv` they run inherit the namespace.
 
 import pytest
 
-pytest_plugins = ["tests.fixtures_cloud"]
+pytest_plugins = ["tests.fixtures_cloud", "tests.fixtures_osbed"]
 
 
 def pytest_configure(config):

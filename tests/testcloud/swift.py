@@ -41,7 +41,10 @@ def _build_rings_here(etc, ports):
         rb.get_ring().save(os.path.join(etc, "%s.ring.gz" % kind))
 
 
-def configure(root, mimic_url, proxy_port=None):
+def configure(root, mimic_url, proxy_port=None, auth=None):
+    """auth: None for Mimic's tokens (swift_auth.py), or {"pipeline_auth":
+    filters that replace mimicauth in the pipeline, "filters": their
+    sections} (the OpenStack bed's keystonemiddleware + keystoneauth)."""
     etc = os.path.join(root, "etc")
     devices = os.path.join(root, "devices")
     logs = os.path.join(root, "log")
@@ -60,6 +63,15 @@ def configure(root, mimic_url, proxy_port=None):
         default = yes
         """)
     build_rings(etc, ports)
+    auth_names, auth_filters = "mimicauth", """
+        [filter:mimicauth]
+        paste.filter_factory = tests.testcloud.swift_auth:filter_factory
+        mimic_url = {mimic_url}
+        request_log = {logs}/requests.log
+        """.format(mimic_url=mimic_url, logs=logs)
+    if auth is not None:
+        auth_names = auth["pipeline_auth"]
+        auth_filters = "\n" + textwrap.indent(auth["filters"], " " * 8)
     common = """
         [DEFAULT]
         bind_ip = 127.0.0.1
@@ -93,17 +105,13 @@ def configure(root, mimic_url, proxy_port=None):
            common.format(port=ports["proxy"], etc=etc, devices=devices,
                          name="proxy") + """
         [pipeline:main]
-        pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl mimicauth copy slo dlo proxy-logging proxy-server
+        pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl {auth_names} copy slo dlo proxy-logging proxy-server
 
         [app:proxy-server]
         use = egg:swift#proxy
         account_autocreate = true
         allow_account_management = true
-
-        [filter:mimicauth]
-        paste.filter_factory = tests.testcloud.swift_auth:filter_factory
-        mimic_url = {mimic_url}
-        request_log = {logs}/requests.log
+        {auth_filters}
 
         [filter:tempurl]
         use = egg:swift#tempurl
@@ -130,13 +138,15 @@ def configure(root, mimic_url, proxy_port=None):
         use = egg:swift#slo
         [filter:dlo]
         use = egg:swift#dlo
-        """.format(mimic_url=mimic_url, logs=logs))
+        """.replace("{auth_filters}", auth_filters.strip("\n").lstrip()
+                    ).replace("{auth_names}", auth_names))
     return etc, ports
 
 
-def start(root, mimic_url, proxy_port=None):
-    """Start the four servers; returns (processes, proxy_url)."""
-    etc, ports = configure(root, mimic_url, proxy_port)
+def start(root, mimic_url, proxy_port=None, auth=None, python=None):
+    """Start the four servers (with `python`, default this interpreter);
+    returns (processes, ports, proxy_url)."""
+    etc, ports = configure(root, mimic_url, proxy_port, auth)
     env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep +
                os.environ.get("PYTHONPATH", ""))
     procs = []
@@ -145,7 +155,7 @@ def start(root, mimic_url, proxy_port=None):
         code = "import sys; from swift.%s.server import main; " \
             "sys.exit(main())" % {"object": "obj"}.get(kind, kind)
         procs.append(subprocess.Popen(
-            [sys.executable, "-c", code,
+            [python or sys.executable, "-c", code,
              os.path.join(etc, "%s-server.conf" % kind)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, cwd=root, start_new_session=True))
