@@ -144,16 +144,8 @@ class Pipeline:
             finally:
                 f.close()
             return
-        try:
-            response = self.session.get(self.url, stream=True, timeout=TIMEOUT)
-        except requests.RequestException as exc:
-            raise UserError(f"cannot download {self.url}: {type(exc).__name__}; check FLATCAR_RELEASE_URL "
-                            "and your network") from None
-        if response.status_code != 200:
-            raise UserError(f"cannot download {self.url}: HTTP {response.status_code}; check --version "
-                            "and FLATCAR_RELEASE_URL")
+        response = self._response
         length = int(response.headers.get("Content-Length") or 0) or None
-        self.total = self.total or length
         self.cache_path.parent.mkdir(parents=True, exist_ok=True)
         got = 0
         try:
@@ -257,7 +249,22 @@ class Pipeline:
         if pending is not None:
             yield pending
 
+    def _request(self):
+        """Start the download here, so its size is known for the bars."""
+        try:
+            response = self.session.get(self.url, stream=True, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            raise UserError(f"cannot download {self.url}: {type(exc).__name__}; check FLATCAR_RELEASE_URL "
+                            "and your network") from None
+        if response.status_code != 200:
+            raise UserError(f"cannot download {self.url}: HTTP {response.status_code}; check --version "
+                            "and FLATCAR_RELEASE_URL")
+        self._response = response
+        self.total = int(response.headers.get("Content-Length") or 0) or self.total
+
     def __enter__(self):
+        if not self.from_cache:
+            self._request()
         what = f"reading cached {self.cache_path.name}" if self.from_cache else "downloading"
         self._bars = progress.transfers([(what, self.total), ("decompressing", self.total),
                                          ("uploading", None)])
