@@ -8,6 +8,7 @@ data upload is never retried here, its body is a one-pass stream
 (image.py retries it from the download cache).
 """
 
+import re
 import time
 from urllib.parse import urlencode, urlsplit
 
@@ -62,6 +63,11 @@ class Glance:
         try:
             return fn(*args, **kwargs)
         except ks_exc.HttpError as exc:
+            # Glance answers errors as small HTML pages: say their text.
+            text = getattr(getattr(exc, "response", None), "text", "") or ""
+            if text.lstrip().startswith("<"):
+                words = " ".join(re.sub(r"<[^>]+>", " ", text).split())
+                raise CloudError(f"{what}: {words[:300]} (HTTP {exc.http_status})") from None
             cloudmod.fail(exc, what)
         except (ks_exc.ConnectionError, ks_exc.RetriableConnectionFailure) as exc:
             raise CloudError(f"{what}: cannot reach the image service at {self.root} ({type(exc).__name__}); "

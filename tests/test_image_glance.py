@@ -190,3 +190,29 @@ def test_interrupted_upload_leaves_no_active_image_and_a_rerun_completes_it(env,
     assert done["os_hash_value"] == hashlib.sha512(open(big, "rb").read()).hexdigest()
     if cut["status"] == "queued":
         assert done["id"] == cut["id"]         # completed into the same image
+
+
+def test_via_url_lets_glance_fetch_it_and_checks_the_stored_digest(env, glance, flatcar_mirror):
+    version = "4230.2.5"
+    publish(flatcar_mirror, version)
+    proc = run_inv(["image", "--version", version, "--via-url"], env)
+    [img] = glance(name(version))
+    assert img["status"] == "active", proc.stdout
+    assert img["os_hash_value"] == hashlib.sha512(open(flatcar_mirror.image, "rb").read()).hexdigest()
+    assert "kube-rackspace" in img["tags"] and img["os_distro"] == "flatcar"
+
+
+def test_via_url_refuses_an_image_whose_stored_digest_is_not_the_expected_one(env, glance, flatcar_mirror):
+    import json
+    version = "4230.2.6"
+    source = publish(flatcar_mirror, version)
+    # What this machine believes the decompressed image's digests are (as an
+    # earlier upload would have recorded them), here deliberately wrong.
+    record = os.path.join(env["KUBE_DOWNLOAD_DIR"], "flatcar", CHANNEL, version, "image.json")
+    os.makedirs(os.path.dirname(record))
+    with open(record, "w") as f:
+        json.dump({"source_sha512": source, "sha512": "0" * 128, "md5": "0" * 32, "size": 1}, f)
+    proc = run_inv(["image", "--version", version, "--via-url"], env, check=False)
+    assert proc.returncode == 1
+    assert "not the" in proc.stdout.strip().splitlines()[-1] and "deleted it" in proc.stdout
+    assert glance(name(version)) == []
