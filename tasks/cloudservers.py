@@ -23,7 +23,7 @@ from novaclient import exceptions as nova_exc
 from . import cloud as cloudmod
 from . import flatcar, names
 from .errors import CloudError, ConfigError
-from .servers import GONE, Server
+from .servers import FLAVOR_SETTINGS, GONE, Server, flavor_problem
 
 PUBLICNET = "00000000-0000-0000-0000-000000000000"
 SERVICENET = "11111111-1111-1111-1111-111111111111"
@@ -149,11 +149,18 @@ class CloudServers:
             raise ConfigError(f"no Flatcar image in {region}: none uploaded by `inv image` for FLATCAR_CHANNEL="
                               f"{s.FLATCAR_CHANNEL}, none named {ref!r}; {todo}") from None
 
-    def flavor_id(self, setting, ref):
-        """KUBE_MASTER_FLAVOR / KUBE_NODE_FLAVOR as an ID or a name."""
+    def flavor_id(self, role, ref):
+        """KUBE_MASTER_FLAVOR / KUBE_NODE_FLAVOR (by `role`) as an ID or a
+        name; ConfigError when it is below the role's minimum size."""
         if self._flavors is None:
-            self._flavors = self._pages("listing flavors", "/flavors", "flavors")
-        return _resolve(setting, ref, self._flavors, "flavor", self.cloud.region or "any region")
+            # /detail: the plain list has no vcpus or ram.
+            self._flavors = self._pages("listing flavors", "/flavors/detail", "flavors")
+        flavor_id = _resolve(FLAVOR_SETTINGS[role], ref, self._flavors, "flavor", self.cloud.region or "any region")
+        flavor = next(f for f in self._flavors if f.get("id") == flavor_id)
+        problem = flavor_problem(role, flavor, self._flavors)
+        if problem:
+            raise ConfigError(problem)
+        return flavor_id
 
     # -- keypairs ------------------------------------------------------------
     def keypair(self, name):

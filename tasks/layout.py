@@ -26,6 +26,7 @@ CONF_DIR = "/etc/kube-rackspace"
 STATE_DIR = "/var/lib/kube-rackspace"
 
 FETCH_SCRIPT = f"{LIB_DIR}/fetch-release.sh"
+SANDBOX_SCRIPT = f"{LIB_DIR}/containerd-sandbox.sh"
 BOOTSTRAP_SCRIPT = f"{LIB_DIR}/bootstrap.sh"
 ADDRESSES_SCRIPT = f"{LIB_DIR}/addresses.sh"
 # curl --config file holding the temp URL, so it never shows in `ps`.
@@ -43,25 +44,55 @@ ADDRESSES_ENV = f"{STATE_DIR}/addresses.env"
 RELEASE_MARKER = f"{STATE_DIR}/release.sha256"
 # Written last by the bootstrap unit: cloud-config's work is finished.
 DONE_MARKER = f"{STATE_DIR}/bootstrap.done"
+# Ours, around `kubeadm init`: STARTED before each attempt, DONE only after
+# one succeeded. kubeadm's own files cannot tell: it writes admin.conf long
+# before the bootstrap token, the join RBAC and the add-ons.
+INIT_STARTED_MARKER = f"{STATE_DIR}/kubeadm-init.started"
+INIT_DONE_MARKER = f"{STATE_DIR}/kubeadm-init.done"
 
-PKI_DIR = "/etc/kubernetes/pki"
+KUBERNETES_DIR = "/etc/kubernetes"
+PKI_DIR = f"{KUBERNETES_DIR}/pki"
+# containerd: Flatcar's config (read-only), our copy of it with the sandbox
+# image kubeadm expects, and the drop-in that points containerd at the copy
+# (Flatcar's containerd.service reads $CONTAINERD_CONFIG).
+FLATCAR_CONTAINERD_CONFIG = "/usr/share/containerd/config.toml"
+CONTAINERD_CONFIG = f"{CONF_DIR}/containerd.toml"
+CONTAINERD_DROPIN = "/etc/systemd/system/containerd.service.d/10-kube-rackspace.conf"
 CA_CERT = f"{PKI_DIR}/ca.crt"
 CA_KEY = f"{PKI_DIR}/ca.key"
-ADMIN_CONF = "/etc/kubernetes/admin.conf"
-KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
+ADMIN_CONF = f"{KUBERNETES_DIR}/admin.conf"
+KUBELET_CONF = f"{KUBERNETES_DIR}/kubelet.conf"
 # The kubelet default under /usr is read-only on Flatcar.
 VOLUME_PLUGIN_DIR = "/opt/libexec/kubernetes/kubelet-plugins/volume/exec/"
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"
 
 # The config drive: Flatcar mounts it read-only here on OpenStack.
 CONFIG_DRIVE_LABEL = "config-2"
+CONFIG_DRIVE_DEVICE = f"/dev/disk/by-label/{CONFIG_DRIVE_LABEL}"
 CONFIG_DRIVE_MOUNT = "/media/configdrive"
 NETWORK_DATA = "openstack/latest/network_data.json"
+# Interfaces are found here by MAC address, never by name: Flatcar's systemd
+# names them predictably (enX0 on Xen, ens3 on virtio...), not eth0.
+SYS_CLASS_NET = "/sys/class/net"
+# Scratch space of the scripts (tmpfs): the filled-in kubeadm config, and
+# where the config drive is mounted when Flatcar has not.
+RUN_DIR = "/run/kube-rackspace"
 
 UNIT_CONTAINERD = "containerd.service"
 UNIT_RELEASE = "kube-release.service"
 UNIT_BOOTSTRAP = "kube-bootstrap.service"
 UNIT_KUBELET = "kubelet.service"
+# Starts the units below without waiting for them (systemctl start --no-block).
+UNIT_START = "kube-start.service"
+# Flatcar's reboot manager: it reboots after an update unless told not to.
+UNIT_LOCKSMITHD = "locksmithd.service"
+
+# Units whose start job can last minutes: the release download retries until
+# it succeeds, the bootstrap runs kubeadm, and the kubelet is ordered after the
+# release. coreos-cloudinit waits for every `command: start` it issues (no
+# timeout) and is itself killed after 10 minutes, so these are only enabled
+# and started by UNIT_START with --no-block, never by `command: start`.
+LONG_UNITS = (UNIT_RELEASE, UNIT_BOOTSTRAP, UNIT_KUBELET)
 
 ROLES = ("master", "node")
 

@@ -37,10 +37,9 @@ def create_request(s, nova, target, want, user_data):
     image/flavor look-ups, which the CloudServers object caches)."""
     from .cloudservers import CreateRequest
 
-    flavor_setting = "KUBE_MASTER_FLAVOR" if want.role == "master" else "KUBE_NODE_FLAVOR"
     return CreateRequest(
         name=want.name, image_id=nova.image_id(s.KUBE_IMAGE),
-        flavor_id=nova.flavor_id(flavor_setting, s[flavor_setting]), key_name=target.key_name,
+        flavor_id=nova.flavor_id(want.role, s[servers.FLAVOR_SETTINGS[want.role]]), key_name=target.key_name,
         network_ids=target.network_ids(), metadata=servers.metadata(s, want), user_data=user_data)
 
 
@@ -86,7 +85,7 @@ def ensure(s, cloud, release, target, master_ip):
     # Everything that can fail on a setting before anything is deleted or
     # created, once, not once per thread: image, flavor, the shared facts.
     nova.image_id(s.KUBE_IMAGE)
-    nova.flavor_id("KUBE_NODE_FLAVOR", s.KUBE_NODE_FLAVOR)
+    nova.flavor_id("node", s.KUBE_NODE_FLAVOR)
     boot = bootdata.BootData(s, release)
     boot.base_facts()
     replaced = delete_failed(nova, plan)

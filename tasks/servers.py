@@ -10,6 +10,15 @@ from dataclasses import dataclass, field
 
 from . import names
 
+# The smallest server each role boots on: (vCPUs, MiB of RAM).
+# master: kubeadm init's preflight refuses fewer than 2 CPUs (NumCPUCheck)
+# and less than 1700 MB of memory (MemCheck); both are fatal errors.
+# node: kubeadm join checks neither. 1 vCPU and 1 GiB still hold the node's
+# own daemons (kubelet, containerd, kube-proxy, flannel: some 300 MB) with
+# room for a few pods; below that the kubelet evicts pods at once.
+FLAVOR_MINIMUMS = {"master": (2, 1700), "node": (1, 1024)}
+FLAVOR_SETTINGS = {"master": "KUBE_MASTER_FLAVOR", "node": "KUBE_NODE_FLAVOR"}
+
 # Nova statuses after which a server will not become ACTIVE by itself.
 FAILED = frozenset({"ERROR"})
 GONE = frozenset({"DELETED", "SOFT_DELETED"})
@@ -126,6 +135,36 @@ def plan(s, role, existing):
             (srv for srv in ours if srv.metadata.get(names.META_ROLE) == "node" and srv.name not in names_wanted),
             key=lambda srv: srv.name)
     return result
+
+
+def _size(flavor):
+    return f"{flavor.get('vcpus')} vCPU, {flavor.get('ram')} MiB"
+
+
+def _fits(flavor, minimum):
+    cpus, ram = minimum
+    try:
+        return int(flavor.get("vcpus") or 0) >= cpus and int(flavor.get("ram") or 0) >= ram
+    except (TypeError, ValueError):
+        return False
+
+
+def flavor_problem(role, flavor, flavors):
+    """None when `flavor` (a Nova flavor dict with vcpus and ram) is big
+    enough for a server of `role`, else one line naming the setting, the
+    flavor, its size, the minimum and the smallest listed flavor that fits."""
+    cpus, ram = minimum = FLAVOR_MINIMUMS[role]
+    if _fits(flavor, minimum):
+        return None
+    family = str(flavor.get("id", "")).split("-")[0]
+    fitting = sorted((f for f in flavors if _fits(f, minimum)),
+                     key=lambda f: (int(f["ram"]), int(f["vcpus"]), str(f.get("id", "")).split("-")[0] != family,
+                                    str(f.get("id", ""))))
+    hint = f"the smallest that fits is {fitting[0]['id']} ({fitting[0].get('name')}, {_size(fitting[0])})" \
+        if fitting else "no listed flavor is that large"
+    why = "kubeadm init's preflight needs" if role == "master" else "a node needs"
+    return (f"{FLAVOR_SETTINGS[role]}={flavor.get('id')} ({flavor.get('name')}) has {_size(flavor)}; "
+            f"{why} at least {cpus} vCPU and {ram} MiB: {hint}")
 
 
 def conflict_message(conflicts):

@@ -20,30 +20,29 @@ cloudservers = lazy.module("tasks.cloudservers")
 remote = lazy.module("tasks.remote")
 
 
-def have_tarball(s, cloud):
-    """True when a release tarball is here to upload. Without one a complete
-    cluster still re-runs (it needs none), and one that must create a server
-    stops now, before the network or keypair is touched, with find_tarball's
-    line (where it looked; run `inv build`)."""
+def preflight(s, cloud):
+    """Everything a setting can get wrong, before the network or keypair is
+    touched: the image and the flavors (big enough for their role, see
+    servers.FLAVOR_MINIMUMS) of the servers that must be created, and the
+    release tarball. Returns True when a tarball is here to upload. Without
+    one a complete cluster still re-runs (it needs none), and one that must
+    create a server stops now with find_tarball's line (where it looked;
+    run `inv build`)."""
+    nova = cloudservers.for_cloud(cloud)
+    listed = nova.list_servers(s.INSTANCE_PREFIX)
+    creating = [role for role in ("master", "node") if servers.plan(s, role, listed).create]
+    if creating:
+        nova.image_id(s.KUBE_IMAGE)
+    for role in creating:
+        nova.flavor_id(role, s[servers.FLAVOR_SETTINGS[role]])
     try:
         release.find_tarball(s)
         return True
     except UserError:
-        listed = cloudservers.for_cloud(cloud).list_servers(s.INSTANCE_PREFIX)
-        if any(servers.plan(s, role, listed).create for role in ("master", "node")):
+        if creating:
             raise
         progress.info("no release tarball found; the cluster's servers all exist, so none is needed")
         return False
-
-
-def check_image(s, cloud):
-    """When a server must be created, KUBE_IMAGE must name an image: stop
-    now, before the network or keypair is touched (for the default, the
-    line says to run `inv image`; nothing uploads on its own)."""
-    nova = cloudservers.for_cloud(cloud)
-    listed = nova.list_servers(s.INSTANCE_PREFIX)
-    if any(servers.plan(s, role, listed).create for role in ("master", "node")):
-        nova.image_id(s.KUBE_IMAGE)
 
 
 def ordered(s, found):
@@ -68,8 +67,7 @@ def up(c, no_checks=False, kubeconfig=None):
     start = time.monotonic()
     s = settings.load()
     cloud = Cloud(s)
-    tarball = have_tarball(s, cloud)
-    check_image(s, cloud)
+    tarball = preflight(s, cloud)
     target = nodes.prepare(s, cloud)
     # Without a tarball the stages have nothing to create; should a server
     # fail meanwhile, the lazy release stops them with find_tarball's line.

@@ -22,7 +22,7 @@ IMAGE = "CoreOS (Stable)"   # a name Mimic's image list has
 
 @pytest.fixture
 def env(cloud_env):
-    env = dict(cloud_env, NUM_NODES="2", KUBE_IMAGE=IMAGE, KUBE_MASTER_FLAVOR="general1-1",
+    env = dict(cloud_env, NUM_NODES="2", KUBE_IMAGE=IMAGE, KUBE_MASTER_FLAVOR="general1-2",
                KUBE_NODE_FLAVOR="1 GB General Purpose v1", BOOT_TIMEOUT="60")
     run_inv(["build", "--release"], env)   # the tarball `upload` publishes (from the loopback mirror)
     return env
@@ -118,7 +118,7 @@ def test_happy_path_builds_every_field_and_a_rerun_creates_nothing(test_cloud, e
         detail = nova(test_cloud, f"/servers/{srv['id']}")["server"]
         assert detail["key_name"] == f"{prefix}-id_kubernetes"
         assert detail["image"]["id"] == image_id
-        assert detail["flavor"]["id"] == ("general1-1" if role == "master" else node_flavor)
+        assert detail["flavor"]["id"] == ("general1-2" if role == "master" else node_flavor)
         # the create request as Nova received it
         request = srv["request"]["server"]
         assert request["name"] == name

@@ -18,7 +18,7 @@ IMAGE = "CoreOS (Stable)"   # what Mimic's catalogue offers
 def env(cloud_env, test_cloud):
     # A small cluster, and BOOT_TIMEOUT short enough that a failing check
     # does not hold a test for long.
-    return dict(cloud_env, NUM_NODES="2", KUBE_IMAGE=IMAGE, KUBE_MASTER_FLAVOR="general1-1",
+    return dict(cloud_env, NUM_NODES="2", KUBE_IMAGE=IMAGE, KUBE_MASTER_FLAVOR="general1-2",
                 KUBE_NODE_FLAVOR="general1-2", BOOT_TIMEOUT="60")
 
 
@@ -217,6 +217,9 @@ def test_plan_shows_what_up_would_do_and_changes_nothing(test_cloud, built):
     ("KUBE_NETWORK", "192.168.0.0/16", "error: NOVA_NETWORK (192.168.0.0/24) overlaps KUBE_NETWORK"),
     ("INSTANCE_PREFIX", "Bad_Prefix", "error: INSTANCE_PREFIX (from environment) 'Bad_Prefix' cannot be part"),
     ("OS_API_KEY", "", "error: missing credentials: OS_API_KEY (or OS_PASSWORD)"),
+    ("KUBE_MASTER_FLAVOR", "general1-1",
+     "error: KUBE_MASTER_FLAVOR=general1-1 (1 GB General Purpose v1) has 1 vCPU, 1024 MiB; kubeadm init's "
+     "preflight needs at least 2 vCPU and 1700 MiB: the smallest that fits is general1-2 (2 GB General Purpose v1"),
 ])
 def test_a_bad_setting_stops_up_before_any_server_exists(test_cloud, env, setting, value, message):
     before = resources(test_cloud)

@@ -238,6 +238,50 @@ def test_unknown_flavor_names_its_setting():
     assert str(err.value).startswith("KUBE_NODE_FLAVOR='general1-3' is neither the ID nor the name of a flavor in ORD")
 
 
+# Mimic's, as GET /flavors/detail lists them (ram in MiB).
+FLAVORS = [{"id": "2", "name": "512MB Standard Instance", "vcpus": 1, "ram": 512},
+           {"id": "4", "name": "2GB Standard Instance", "vcpus": 2, "ram": 2048},
+           {"id": "general1-1", "name": "1 GB General Purpose v1", "vcpus": 1, "ram": 1024},
+           {"id": "general1-2", "name": "2 GB General Purpose v1", "vcpus": 2, "ram": 2048},
+           {"id": "general1-4", "name": "4 GB General Purpose v1", "vcpus": 4, "ram": 4096},
+           {"id": "memory1-15", "name": "15 GB Memory v1", "vcpus": 2, "ram": 15360},
+           {"id": "odd-1", "name": "1.5 GB two cores", "vcpus": 2, "ram": 1536},
+           {"id": "odd-2", "name": "1.7 GB two cores", "vcpus": 2, "ram": 1700}]
+FLAVOR = {f["id"]: f for f in FLAVORS}
+
+
+@pytest.mark.parametrize("role, flavor, ok", [
+    ("master", "general1-1", False),   # the seed's default: kubeadm init refuses 1 CPU and 1 GiB
+    ("master", "odd-1", False),        # 2 CPUs, but under MemCheck's 1700 MB
+    ("master", "odd-2", True),
+    ("master", "general1-2", True),
+    ("master", "memory1-15", True),
+    ("node", "general1-1", True),
+    ("node", "2", False),
+])
+def test_flavor_minimums_per_role(role, flavor, ok):
+    assert (servers.flavor_problem(role, FLAVOR[flavor], FLAVORS) is None) == ok
+
+
+def test_a_small_master_flavor_names_size_minimum_and_the_smallest_that_fits():
+    message = servers.flavor_problem("master", FLAVOR["general1-1"], [f for f in FLAVORS if f["id"] != "odd-2"])
+    assert message == ("KUBE_MASTER_FLAVOR=general1-1 (1 GB General Purpose v1) has 1 vCPU, 1024 MiB; "
+                       "kubeadm init's preflight needs at least 2 vCPU and 1700 MiB: the smallest that fits "
+                       "is general1-2 (2 GB General Purpose v1, 2 vCPU, 2048 MiB)")
+    assert "smallest that fits is odd-2 " in servers.flavor_problem("master", FLAVOR["general1-1"], FLAVORS)
+    node = servers.flavor_problem("node", FLAVOR["2"], FLAVORS[:1])
+    assert node.startswith("KUBE_NODE_FLAVOR=2 (512MB Standard Instance) has 1 vCPU, 512 MiB; a node needs "
+                           "at least 1 vCPU and 1024 MiB") and node.endswith("no listed flavor is that large")
+
+
+def test_the_default_flavors_pass_on_mimic():
+    from tasks import settings
+
+    s = settings.load(environ={})
+    for role in ("master", "node"):
+        assert servers.flavor_problem(role, FLAVOR[s[servers.FLAVOR_SETTINGS[role]]], FLAVORS) is None
+
+
 # --- the create request ----------------------------------------------------------
 
 def request(user_data):

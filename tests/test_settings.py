@@ -25,7 +25,7 @@ def test_defaults_keep_the_old_config_default_sh_values():
     assert s.SSH_KEY_NAME == "id_kubernetes"
     assert s.NOVA_NETWORK == ipaddress.ip_network("192.168.0.0/24")
     assert s.INSTANCE_PREFIX == "kubernetes"
-    assert (s.KUBE_MASTER_FLAVOR, s.KUBE_NODE_FLAVOR) == ("general1-1", "general1-2")
+    assert (s.KUBE_MASTER_FLAVOR, s.KUBE_NODE_FLAVOR) == ("general1-2", "general1-2")
     assert s.NUM_NODES == 4
     assert s.KUBE_NETWORK == ipaddress.ip_network("10.240.0.0/16")
     assert s.SERVICE_CLUSTER_IP_RANGE == ipaddress.ip_network("10.0.0.0/16")
@@ -63,7 +63,7 @@ def test_precedence_default_envfile_environment_flag(env_dir, tmp_path):
     extra.write_text('# a comment\nexport KUBE_NODE_FLAVOR="general1-8"  # inline comment\nSSH_USER=admin\n')
     environ = {"KUBE_ENV": "team", "KUBE_ENV_FILE": str(extra), "DNS_DOMAIN": "env.local", "INSTANCE_PREFIX": "fromenv"}
     s = settings.load(environ=environ, flags={"INSTANCE_PREFIX": "fromflag", "NUM_NODES": None}, env_dir=env_dir)
-    assert (s.KUBE_MASTER_FLAVOR, s.source("KUBE_MASTER_FLAVOR")) == ("general1-1", "default")
+    assert (s.KUBE_MASTER_FLAVOR, s.source("KUBE_MASTER_FLAVOR")) == ("general1-2", "default")
     assert (s.NUM_NODES, s.source("NUM_NODES")) == (2, "env file env/team.env")
     assert (s.KUBE_NODE_FLAVOR, s.source("KUBE_NODE_FLAVOR")) == ("general1-8", f"env file {extra}")
     assert (s.DNS_DOMAIN, s.source("DNS_DOMAIN")) == ("env.local", "environment")

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import jsonschema
 import pytest
@@ -176,8 +177,8 @@ def test_embedded_scripts_pass_shellcheck(rendered, tmp_path):
                                     capture_output=True, text=True)
             assert result.returncode == 0, f"{role} {path}:\n{result.stdout}{result.stderr}"
             checked += 1
-    # addresses.sh, fetch-release.sh and bootstrap.sh on each role.
-    assert checked == 6
+    # addresses.sh, fetch-release.sh, containerd-sandbox.sh and bootstrap.sh on each role.
+    assert checked == 8
 
 
 def test_shellcheck_catches_a_broken_script(tmp_path):
@@ -215,6 +216,8 @@ def verify_units(tmp_path, config):
     binaries = {"/usr/bin/containerd"}
     names = []
     for unit in config["coreos"]["units"]:
+        if "content" not in unit:
+            continue   # a command (or mask) on one of Flatcar's units
         (etc / unit["name"]).write_text(unit["content"])
         binaries.update(_exec_binaries(unit["content"]))
         for dropin in unit.get("drop-ins", []):
@@ -242,7 +245,7 @@ def test_units_pass_systemd_analyze_verify(rendered, tmp_path):
 def test_systemd_analyze_verify_catches_a_bad_unit(rendered, tmp_path):
     _, _, texts = rendered
     config = yaml.safe_load(texts["node"])
-    unit = config["coreos"]["units"][0]
+    unit = units_of(config)[layout.UNIT_RELEASE]
     unit["content"] = unit["content"].replace("Type=oneshot", "Type=oneshoot")
     result = verify_units(tmp_path, config)
     assert "oneshoot" in result.stderr
@@ -262,13 +265,50 @@ def test_the_units_and_files_the_checks_rely_on_are_defined(rendered):
         for path in (layout.FETCH_SCRIPT, layout.BOOTSTRAP_SCRIPT, layout.ADDRESSES_SCRIPT,
                      layout.RELEASE_CURLRC, layout.RELEASE_ENV, layout.KUBEADM_CONFIG):
             assert path in files, (role, path)
-        assert units[layout.UNIT_RELEASE]["command"] == "start"
-        assert units[layout.UNIT_BOOTSTRAP]["command"] == "start"
+        for name in layout.LONG_UNITS:
+            assert units[name]["enable"] is True, (role, name)
+        # A failed kubeadm init is retried on this boot, not only the next.
+        assert re.search(r"^Restart=on-failure$", units[layout.UNIT_BOOTSTRAP]["content"], re.M)
         assert f"ExecStart={layout.FETCH_SCRIPT}" in units[layout.UNIT_RELEASE]["content"]
         assert f"ExecStart={layout.BOOTSTRAP_SCRIPT}" in units[layout.UNIT_BOOTSTRAP]["content"]
         for later in (layout.UNIT_BOOTSTRAP, layout.UNIT_KUBELET):
             assert re.search(rf"^Requires=.*\b{re.escape(layout.UNIT_RELEASE)}", units[later]["content"], re.M)
             assert re.search(rf"^After=.*\b{re.escape(layout.UNIT_RELEASE)}", units[later]["content"], re.M)
+
+
+_DEPENDENCY = re.compile(r"^(Requires|Wants|BindsTo|Requisite|After)=(.*)$", re.M)
+
+
+def test_no_unit_start_waits_for_a_long_unit(rendered):
+    """coreos-cloudinit waits for each `command: start` without a timeout
+    and is killed after 10 minutes: nothing it starts may wait for the
+    download or kubeadm. The long units start from one --no-block call."""
+    _, _, texts = rendered
+    long_units = set(layout.LONG_UNITS)
+    for role, text in texts.items():
+        config = yaml.safe_load(text)
+        units = units_of(config)
+        started = [u for u in config["coreos"]["units"] if u.get("command") in ("start", "restart")]
+        assert [u["name"] for u in started] == [layout.UNIT_START], role
+        for unit in started:
+            waits_for = {name for _, value in _DEPENDENCY.findall(unit.get("content", "")) for name in value.split()}
+            assert not waits_for & long_units, (role, unit["name"], waits_for)
+        exec_start = re.findall(r"^ExecStart=(.*)$", units[layout.UNIT_START]["content"], re.M)
+        assert exec_start == [f"/usr/bin/systemctl start --no-block {layout.UNIT_BOOTSTRAP}"], role
+        assert "Type=oneshot" in units[layout.UNIT_START]["content"]
+        # What the --no-block start pulls in covers the release download.
+        bootstrap = units[layout.UNIT_BOOTSTRAP]["content"]
+        assert re.search(rf"^Requires=.*\b{re.escape(layout.UNIT_RELEASE)}", bootstrap, re.M)
+
+
+def test_locksmithd_is_stopped_and_masked_before_anything_else(rendered):
+    """locksmithd read its strategy (default: reboot) before cloud-config ran,
+    and coreos-cloudinit stops it for reboot-strategy "off" only after our
+    own unit commands: our first unit entry must stop and mask it."""
+    _, _, texts = rendered
+    for role, text in texts.items():
+        first = yaml.safe_load(text)["coreos"]["units"][0]
+        assert first == {"name": layout.UNIT_LOCKSMITHD, "command": "stop", "mask": True}, role
 
 
 def test_checks_per_role():
@@ -414,7 +454,7 @@ def test_temp_url_and_token_sit_only_in_root_only_files(rendered):
             if facts.bootstrap_token in f["content"]:
                 assert path == layout.KUBEADM_CONFIG and f["permissions"] == "0600", (role, path)
         for unit in config["coreos"]["units"]:
-            assert "temp_url_sig" not in unit["content"]
+            assert "temp_url_sig" not in unit.get("content", "")
         curlrc = files_of(config)[layout.RELEASE_CURLRC]["content"]
         assert f'url = "{facts.release_url}"' in curlrc
         env = files_of(config)[layout.RELEASE_ENV]["content"]
@@ -519,3 +559,253 @@ def test_golden(name):
     assert path.is_file(), f"{path} missing: run UPDATE_GOLDEN=1 pytest tests/test_userdata.py"
     assert text == path.read_text(), \
         f"what the servers run changed; review the diff and run UPDATE_GOLDEN=1 pytest {Path(__file__).name}"
+
+
+# --- the scripts, run for real -------------------------------------------------------
+
+def rooted_layout(root):
+    """layout with every absolute path moved under `root`, so the rendered
+    scripts can run here without touching this machine's /etc, /opt or /run."""
+    return SimpleNamespace(**{name: f"{root}{value}" if isinstance(value, str) and value.startswith("/") else value
+                              for name, value in layout.template_values().items()})
+
+
+def render_rooted(template, role, s, facts, root):
+    values = userdata.context(role, s, facts)
+    values["layout"] = rooted_layout(root)
+    return userdata._environment().get_template(template).render(**values)
+
+
+PUBLICNET, SERVICENET = userdata.PUBLICNET_ID, userdata.SERVICENET_ID
+CLOUD_NET_ID = "7b5a3b4e-33cf-4f3a-9d59-0b2a6c0c2b11"
+
+
+def _link(name, mac):
+    # As nova.virt.netutils._get_eth_link writes a link (Xen VIFs on Rackspace).
+    return {"id": name, "vif_id": f"vif-{name}", "type": "vif", "mtu": 1500, "ethernet_mac_address": mac}
+
+
+def _static(num, link, network_id, address, netmask="255.255.255.0", gateway=None):
+    # As nova.virt.netutils._get_nets writes a network with a fixed address.
+    return {"id": f"network{num}", "type": "ipv4", "link": link, "ip_address": address, "netmask": netmask,
+            "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": gateway}] if gateway else [],
+            "network_id": network_id}
+
+
+def _dhcp(num, link, network_id, version=4):
+    # ...and one whose subnet hands out addresses by DHCP: no ip_address.
+    return {"id": f"network{num}", "type": f"ipv{version}_dhcp", "link": link, "network_id": network_id}
+
+
+# Each case: network_data.json (or None: no config drive), the NICs as the
+# kernel names them (name, MAC, address/prefix or None) and what the
+# script must find: (PublicNet, ServiceNet, Cloud Network). The NICs are
+# listed in another order than the networks, and none is called eth*.
+NETWORK_CASES = {
+    "three-static-nics-xen-names": (
+        {"links": [_link("tapa1", "BC:76:4E:20:00:01"), _link("tapb2", "bc:76:4e:20:00:02"),
+                   _link("tapc3", "bc:76:4e:20:00:03")],
+         "networks": [_static(0, "tapa1", PUBLICNET, "198.51.100.7", gateway="198.51.100.1"),
+                      _static(1, "tapb2", SERVICENET, "10.176.4.9", netmask="255.255.224.0"),
+                      _static(2, "tapc3", CLOUD_NET_ID, "192.168.0.4")],
+         "services": [{"type": "dns", "address": "72.3.128.241"}]},
+        [("enX2", "bc:76:4e:20:00:03", "192.168.0.4/24"), ("enX0", "bc:76:4e:20:00:02", "10.176.4.9/19"),
+         ("enX1", "bc:76:4e:20:00:01", "198.51.100.7/24")],
+        ("198.51.100.7", "10.176.4.9", "192.168.0.4")),
+    "dhcp-entry-first": (
+        # PublicNet twice: a DHCP port whose NIC has no address yet comes
+        # before the fixed one, and must not hide it.
+        {"links": [_link("tap-sn", "fa:16:3e:aa:00:02"), _link("tap-pub2", "fa:16:3e:aa:00:04"),
+                   _link("tap-pub", "fa:16:3e:aa:00:01"), _link("tap-cn", "fa:16:3e:aa:00:03")],
+         "networks": [_dhcp(0, "tap-sn", SERVICENET), _dhcp(1, "tap-sn", SERVICENET, version=6),
+                      _dhcp(2, "tap-pub2", PUBLICNET),
+                      _static(3, "tap-pub", PUBLICNET, "203.0.113.20", gateway="203.0.113.1"),
+                      _static(4, "tap-cn", CLOUD_NET_ID, "192.168.0.9")],
+         "services": []},
+        [("ens3", "fa:16:3e:aa:00:01", "203.0.113.20/24"), ("ens4", "fa:16:3e:aa:00:02", "10.180.2.33/19"),
+         ("enp0s5", "fa:16:3e:aa:00:03", "192.168.0.9/24"), ("ens6", "fa:16:3e:aa:00:04", None)],
+        ("203.0.113.20", "10.180.2.33", "192.168.0.9")),
+    "every-network-by-dhcp": (
+        {"links": [_link("tap1", "fa:16:3e:bb:00:01"), _link("tap2", "fa:16:3e:bb:00:02"),
+                   _link("tap3", "fa:16:3e:bb:00:03")],
+         "networks": [_dhcp(0, "tap1", PUBLICNET), _dhcp(1, "tap2", SERVICENET), _dhcp(2, "tap3", CLOUD_NET_ID)],
+         "services": []},
+        [("ens5", "fa:16:3e:bb:00:03", "192.168.0.77/24"), ("ens4", "fa:16:3e:bb:00:02", "10.176.9.1/19"),
+         ("ens3", "fa:16:3e:bb:00:01", "198.51.100.99/24")],
+        ("198.51.100.99", "10.176.9.1", "192.168.0.77")),
+    "no-config-drive": (
+        None,
+        [("enX0", "bc:76:4e:20:00:11", "198.51.100.8/24"), ("enX1", "bc:76:4e:20:00:12", "10.176.4.10/19"),
+         ("enX2", "bc:76:4e:20:00:13", "192.168.0.5/24")],
+        ("", "", "192.168.0.5")),
+}
+
+
+def run_in_fake_network(root, nics, script):
+    """Run bash `script` in a fresh network namespace holding TAP devices
+    named and addressed as `nics`, with that namespace's sysfs mounted at
+    <root>/sys (so layout.SYS_CLASS_NET, re-rooted, lists exactly them)."""
+    _tool("unshare", "util-linux")
+    setup = [f"mkdir -p {root}/sys", f"mount -t sysfs sysfs {root}/sys"]
+    for i, (name, mac, address) in enumerate(nics):
+        setup += [f"ip tuntap add dev kr-tap{i} mode tap", f"ip link set kr-tap{i} address {mac} name {name}",
+                  f"ip link set {name} up"]
+        if address:
+            setup.append(f"ip addr add {address} dev {name}")
+    return subprocess.run(["unshare", "--net", "--mount", "bash", "-c", "set -euo pipefail\n" + "\n".join(setup)
+                           + "\n" + script], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("case", sorted(NETWORK_CASES))
+def test_addresses_are_found_by_mac_and_cidr_never_by_interface_name(case, material, tmp_path):
+    _tool("jq", "jq")   # Flatcar ships it; the script reads network_data.json with it
+    network_data, nics, expected = NETWORK_CASES[case]
+    s = load_settings()
+    root = tmp_path / "root"
+    rooted = rooted_layout(root)
+    script = Path(rooted.ADDRESSES_SCRIPT)
+    script.parent.mkdir(parents=True)
+    script.write_text(render_rooted("files/addresses.sh.j2", "master", s, make_facts(material), root))
+    if network_data is not None:
+        data = Path(rooted.CONFIG_DRIVE_MOUNT) / layout.NETWORK_DATA
+        data.parent.mkdir(parents=True)
+        data.write_text(json.dumps(network_data))
+    result = run_in_fake_network(root, nics, f"""
+source {script}
+echo "$(kr_public_address)|$(kr_servicenet_address)|$(kr_cloud_network_address)"
+""")
+    assert result.returncode == 0, result.stderr
+    assert tuple(result.stdout.strip().split("|")) == expected, result.stderr
+
+
+STUBS = HERE / "testcloud" / "stubs.py"
+
+
+def stub_bin(directory, commands, noop=()):
+    """Executables in `directory`: each of `commands` runs the test cloud's
+    stub of that name, each of `noop` does nothing (modprobe, sysctl: never
+    the real ones on this machine)."""
+    import sys
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in commands:
+        (directory / name).write_text(f'#!/bin/sh\nexec {sys.executable} {STUBS} {name} "$@"\n')
+    for name in noop:
+        (directory / name).write_text("#!/bin/sh\nexit 0\n")
+    for path in directory.iterdir():
+        path.chmod(0o755)
+
+
+def master_root(tmp_path, material):
+    """The master's files as cloud-config writes them, under tmp_path/root,
+    plus the config drive's network_data.json."""
+    s = load_settings()
+    facts = make_facts(material)
+    root = tmp_path / "root"
+    config = yaml.safe_load(render_rooted("master.yaml.j2", "master", s, facts, root))
+    for f in config["write_files"]:
+        path = Path(f["path"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f["content"])
+        path.chmod(int(f["permissions"], 8))
+    rooted = rooted_layout(root)
+    data = Path(rooted.CONFIG_DRIVE_MOUNT) / layout.NETWORK_DATA
+    data.parent.mkdir(parents=True)
+    data.write_text(json.dumps(NETWORK_CASES["three-static-nics-xen-names"][0]))
+    return root, rooted
+
+
+@pytest.mark.parametrize("fail_after", ["kubeconfig", "wait-control-plane"])
+def test_a_kubeadm_init_that_failed_after_admin_conf_is_reset_and_run_again(material, tmp_path, fail_after):
+    _tool("jq", "jq")
+    root, rooted = master_root(tmp_path, material)
+    stub_bin(Path(rooted.BIN_DIR), ["kubeadm", "kubectl"])
+    stub_bin(tmp_path / "sbin", [], noop=["modprobe", "sysctl", "systemctl"])
+    health = tmp_path / "health"
+    health.mkdir()
+    (health / "kubernetes-master.json").write_text(
+        json.dumps({"kubeadm": {"init_fail_after": fail_after, "init_failures": 1}}))
+    env = {"PATH": f"{tmp_path / 'sbin'}:/usr/sbin:/usr/bin:/sbin:/bin", "TESTCLOUD_SERVER_ROOT": str(root),
+           "TESTCLOUD_HEALTH_DIR": str(health), "TESTCLOUD_SERVER_NAME": "kubernetes-master"}
+    cluster = root / "var/lib/etcd/stub-cluster.json"
+    log = root / "var/log/kubeadm-stub.log"
+
+    def bootstrap():
+        return subprocess.run(["bash", rooted.BOOTSTRAP_SCRIPT], env=env, capture_output=True, text=True, timeout=60)
+
+    first = bootstrap()
+    assert first.returncode != 0 and f"error execution phase {fail_after}" in first.stderr
+    assert Path(rooted.ADMIN_CONF).exists() and not Path(rooted.DONE_MARKER).exists()
+
+    second = bootstrap()
+    assert second.returncode == 0, second.stderr
+    assert "an earlier kubeadm init did not finish" in second.stderr
+    calls = [line.split()[1] for line in log.read_text().splitlines()]
+    assert calls == ["init", "reset", "init"]
+    # The cluster has what a finished init makes, with the CA made on the laptop.
+    assert {"bootstrap-token", "addon", "upload-config"} <= set(json.loads(cluster.read_text())["phases"])
+    assert Path(rooted.CA_CERT).read_text() == material.ca_cert_pem
+    assert Path(rooted.CA_KEY).read_text() == material.ca_key_pem
+    assert Path(rooted.DONE_MARKER).exists() and Path(rooted.INIT_DONE_MARKER).exists()
+
+    third = bootstrap()
+    assert third.returncode == 0, third.stderr
+    assert [line.split()[1] for line in log.read_text().splitlines()] == calls   # never again once done
+
+
+def test_containerd_gets_the_pause_image_kubeadm_lists_before_the_kubelet_starts(material, tmp_path):
+    import tomllib
+
+    root, rooted = master_root(tmp_path, material)
+    flatcar = Path(rooted.FLATCAR_CONTAINERD_CONFIG)
+    flatcar.parent.mkdir(parents=True)
+    shutil.copy(HERE / "data" / "flatcar-containerd-config.toml", flatcar)
+    stub_bin(Path(rooted.BIN_DIR), ["kubeadm"])
+    sbin = tmp_path / "sbin"
+    stub_bin(sbin, [])
+    (sbin / "systemctl").write_text(f'#!/bin/sh\necho "$*" >>{tmp_path}/systemctl.log\n')
+    (sbin / "systemctl").chmod(0o755)
+    env = {"PATH": f"{sbin}:/usr/bin:/bin", "TESTCLOUD_SERVER_ROOT": str(root)}
+
+    def run():
+        return subprocess.run(["bash", rooted.SANDBOX_SCRIPT], env=env, capture_output=True, text=True, timeout=60)
+
+    result = run()
+    assert result.returncode == 0, result.stderr
+    # What the installed kubeadm names for this release (the stub answers as kubeadm 1.34 does).
+    assert "config images list --kubernetes-version v1.31.4" in (root / "var/log/kubeadm-stub.log").read_text()
+    config = tomllib.loads(Path(rooted.CONTAINERD_CONFIG).read_text())
+    original = tomllib.loads(flatcar.read_text())
+    cri = config["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri.pop("sandbox_image") == "registry.k8s.io/pause:3.10.1"
+    assert config == original   # Flatcar's settings (SystemdCgroup...) all kept
+    # containerd's own reading of it (Debian's 1.6; Flatcar's 2.x migrates version 2 configs).
+    dump = subprocess.run([_tool("containerd", "containerd"), "--config", rooted.CONTAINERD_CONFIG, "config", "dump"],
+                          capture_output=True, text=True, timeout=60)
+    assert dump.returncode == 0, dump.stderr
+    assert re.search(r'^\s*sandbox_image = "registry\.k8s\.io/pause:3\.10\.1"$', dump.stdout, re.M)
+    assert re.search(r"^\s*SystemdCgroup = true$", dump.stdout, re.M)
+    dropin = Path(rooted.CONTAINERD_DROPIN).read_text()
+    assert re.search(rf"^\[Service\]\nEnvironment=CONTAINERD_CONFIG={re.escape(rooted.CONTAINERD_CONFIG)}$", dropin, re.M)
+    assert (tmp_path / "systemctl.log").read_text() == f"daemon-reload\nrestart {layout.UNIT_CONTAINERD}\n"
+    # Unchanged on the next run: no second restart.
+    assert run().returncode == 0
+    assert (tmp_path / "systemctl.log").read_text() == f"daemon-reload\nrestart {layout.UNIT_CONTAINERD}\n"
+
+
+def test_sandbox_image_is_set_after_kubeadm_is_installed_and_before_images_and_kubelet(rendered):
+    _, _, texts = rendered
+    for role, text in texts.items():
+        config = yaml.safe_load(text)
+        fetch = files_of(config)[layout.FETCH_SCRIPT]["content"]
+        install = fetch.index('"$bin_dir/$binary"')
+        sandbox = fetch.index(f"\n{layout.SANDBOX_SCRIPT}\n")
+        imports = fetch.index("images import")
+        assert install < sandbox < imports, role
+        units = units_of(config)
+        assert re.search(rf"^After=.*\b{re.escape(layout.UNIT_RELEASE)}\b", units[layout.UNIT_KUBELET]["content"], re.M)
+        # A restart of containerd must not restart (kill) the unit running it.
+        for name, unit in units.items():
+            for key in ("Requires", "BindsTo", "PartOf"):
+                assert not re.search(rf"^{key}=.*\b{re.escape(layout.UNIT_CONTAINERD)}", unit.get("content", ""),
+                                     re.M), (role, name)

@@ -10,6 +10,8 @@ in <workdir>/ssh/stubs is `exec python stubs.py NAME "$@"`.
   curl ... /readyz|healthz|livez   "ok"; exit 7 if kube-apiserver is failed
   kubectl get nodes [-o json]      the cluster's servers as nodes
   kubectl version / other   prints a version / nothing, exit 0
+  kubeadm init|reset|config images list   on a server root given by
+                            $TESTCLOUD_SERVER_ROOT (see cmd_kubeadm)
 
 Health state: <workdir>/health/<server name>.json
   {"units": {"kubelet": {"active": false, "journal": "..."}},
@@ -217,9 +219,121 @@ def cmd_kubectl(args):
     return 0
 
 
+# kubeadm init's phases, in kubeadm's order (`kubeadm init --help`).
+INIT_PHASES = ("preflight", "certs", "kubeconfig", "etcd", "control-plane",
+               "kubelet-start", "wait-control-plane", "upload-config",
+               "upload-certs", "mark-control-plane", "bootstrap-token",
+               "kubelet-finalize", "addon")
+KUBECONFIGS = ("admin.conf", "super-admin.conf", "kubelet.conf",
+               "controller-manager.conf", "scheduler.conf")
+MANIFESTS = ("etcd.yaml", "kube-apiserver.yaml",
+             "kube-controller-manager.yaml", "kube-scheduler.yaml")
+
+
+def _update_health(name, change):
+    path = os.path.join(os.environ["TESTCLOUD_HEALTH_DIR"], name + ".json")
+    state = health(name)
+    change(state)
+    with open(path + ".tmp", "w") as f:
+        json.dump(state, f)
+    os.replace(path + ".tmp", path)
+
+
+def cmd_kubeadm(args):
+    """kubeadm on a server whose filesystem is under $TESTCLOUD_SERVER_ROOT
+    (the stub refuses to run without one). What it leaves behind follows
+    kubeadm's phases; the cluster's own state (what the phases after
+    kubeconfig put into the API) is <root>/var/lib/etcd/stub-cluster.json.
+
+      init      preflight fails when a static pod manifest exists (as
+                kubeadm's FileAvailable checks do); certs makes a new CA
+                when none is in place. Health {"kubeadm": {"init_fail_after":
+                PHASE, "init_failures": N}} makes the next N inits exit 1
+                after PHASE.
+      reset -f  removes what kubeadm reset removes: manifests, pki (the CA
+                too), the kubeconfigs, /var/lib/etcd, /var/lib/kubelet.
+      config images list --kubernetes-version V   kubeadm 1.34's images.
+    Every call is logged to <root>/var/log/kubeadm-stub.log."""
+    root = os.environ.get("TESTCLOUD_SERVER_ROOT")
+    if not root:
+        sys.stderr.write("kubeadm stub: TESTCLOUD_SERVER_ROOT is not set\n")
+        return 2
+    etc, etcd = os.path.join(root, "etc/kubernetes"), os.path.join(root, "var/lib/etcd")
+    log = os.path.join(root, "var/log/kubeadm-stub.log")
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, "a") as f:
+        f.write(" ".join(["kubeadm"] + args) + "\n")
+    words = [a for a in args if not a.startswith("-")]
+    if words[:3] == ["config", "images", "list"]:
+        version = next((a.split("=", 1)[1] for a in args if a.startswith("--kubernetes-version=")), None)
+        if version is None and "--kubernetes-version" in args:
+            version = args[args.index("--kubernetes-version") + 1]
+        version = version or "v1.34.1"
+        for image in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"):
+            print("registry.k8s.io/%s:%s" % (image, version))
+        print("registry.k8s.io/coredns/coredns:v1.12.1")
+        print("registry.k8s.io/pause:3.10.1")
+        print("registry.k8s.io/etcd:3.6.4-0")
+        return 0
+    if words[:1] == ["reset"]:
+        import shutil
+        if "-f" not in args and "--force" not in args:
+            sys.stderr.write("kubeadm stub: reset asks for confirmation; pass -f\n")
+            return 1
+        for sub in ("manifests", "pki"):
+            shutil.rmtree(os.path.join(etc, sub), ignore_errors=True)
+        for name in KUBECONFIGS:
+            if os.path.exists(os.path.join(etc, name)):
+                os.unlink(os.path.join(etc, name))
+        shutil.rmtree(etcd, ignore_errors=True)
+        shutil.rmtree(os.path.join(root, "var/lib/kubelet"), ignore_errors=True)
+        return 0
+    if words[:1] != ["init"]:
+        return 0
+    settings = health(me()).get("kubeadm", {})
+    fail_after = settings.get("init_fail_after") if settings.get("init_failures", 0) > 0 else None
+    cluster = {"phases": []}
+    for phase in INIT_PHASES:
+        if phase == "preflight":
+            taken = [m for m in MANIFESTS if os.path.exists(os.path.join(etc, "manifests", m))]
+            if taken:
+                for m in taken:
+                    sys.stderr.write("\t[ERROR FileAvailable--etc-kubernetes-manifests-%s]: "
+                                     "/etc/kubernetes/manifests/%s already exists\n"
+                                     % (m.replace(".", "-"), m))
+                return 1
+        elif phase == "certs":
+            os.makedirs(os.path.join(etc, "pki"), exist_ok=True)
+            for name in ("ca.crt", "ca.key"):
+                path = os.path.join(etc, "pki", name)
+                if not os.path.exists(path):
+                    with open(path, "w") as f:
+                        f.write("CA MADE BY KUBEADM\n")
+        elif phase == "kubeconfig":
+            for name in KUBECONFIGS:
+                with open(os.path.join(etc, name), "w") as f:
+                    f.write("# kubeconfig (kubeadm stub)\n")
+        elif phase in ("etcd", "control-plane"):
+            os.makedirs(os.path.join(etc, "manifests"), exist_ok=True)
+            for m in MANIFESTS if phase == "control-plane" else MANIFESTS[:1]:
+                with open(os.path.join(etc, "manifests", m), "w") as f:
+                    f.write("# static pod (kubeadm stub)\n")
+        cluster["phases"].append(phase)
+        os.makedirs(etcd, exist_ok=True)
+        with open(os.path.join(etcd, "stub-cluster.json"), "w") as f:
+            json.dump(cluster, f)
+        if phase == fail_after:
+            _update_health(me(), lambda s: s["kubeadm"].update(
+                init_failures=s["kubeadm"]["init_failures"] - 1))
+            sys.stderr.write("error execution phase %s: injected failure "
+                             "(kubeadm stub)\n" % phase)
+            return 1
+    return 0
+
+
 COMMANDS = {"hostname": cmd_hostname, "systemctl": cmd_systemctl,
             "journalctl": cmd_journalctl, "curl": cmd_curl,
-            "kubectl": cmd_kubectl}
+            "kubectl": cmd_kubectl, "kubeadm": cmd_kubeadm}
 
 
 def main():
