@@ -171,7 +171,7 @@ def _stream(glance, target, url, cache_path, algo, expected, known, session):
     from .imagestream import DigestMismatch, Pipeline
 
     for attempt in range(1, ATTEMPTS + 1):
-        current = glance.get(target.id)
+        current = _settled(glance, target.id)
         if current is None or current.status != "queued":
             raise CloudError(f"image {target.id} is {current.status if current else 'gone'}, not queued; "
                              "re-run `inv image`")
@@ -189,6 +189,17 @@ def _stream(glance, target, url, cache_path, algo, expected, known, session):
                           f"(attempt {attempt + 1} of {ATTEMPTS})")
             time.sleep(RETRY_DELAY)
     raise AssertionError("unreachable")
+
+
+def _settled(glance, image_id, timeout=30.0):
+    """The image, once Glance has finished with a cut-off upload (it keeps
+    `saving` until it notices, then discards the data: `queued`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        img = glance.get(image_id)
+        if img is None or img.status != "saving" or time.monotonic() > deadline:
+            return img
+        time.sleep(1.0)
 
 
 def _check_stored(glance, image_id, sent, name):
