@@ -87,9 +87,10 @@ def main():
     if why:
         sys.exit(f"the OpenStack bed cannot start: {why}")
     work = Path(tempfile.mkdtemp(prefix="bench-image-"))
-    bed = OSBed.start(str(work / "bed"))
-    mirror = release_mirror.ReleaseMirror(str(work / "mirror"), "v1.31.4")
+    bed = mirror = None
     try:
+        bed = OSBed.start(str(work / "bed"))
+        mirror = release_mirror.ReleaseMirror(str(work / "mirror"), "v1.31.4")
         print(f"making a {args.size_mib} MiB qcow2 and its .bz2 ...", flush=True)
         raw, image, packed = work / "image.raw", work / "image.qcow2", work / "image.img.bz2"
         make_raw(raw, args.size_mib)
@@ -160,8 +161,10 @@ def main():
         print(f"inv image (unchanged re-run): {rerun:.1f} s")
         print(f"sum of the stages: {sum(stages.values()):.1f} s (what a sequential import would take)")
     finally:
-        mirror.stop()
-        bed.stop()
+        if mirror:
+            mirror.stop()
+        if bed:
+            bed.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
