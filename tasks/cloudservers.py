@@ -21,7 +21,7 @@ from novaclient import client as nova_client
 from novaclient import exceptions as nova_exc
 
 from . import cloud as cloudmod
-from . import flatcar, names, progress
+from . import flatcar, kinds, names, progress
 from .errors import CloudError, ConfigError
 from .servers import FLAVOR_SETTINGS, GONE, Server, flavor_problem
 
@@ -160,12 +160,8 @@ class CloudServers:
         try:
             return _resolve("KUBE_IMAGE", ref, self._images, "image", region)
         except ConfigError:
-            if getattr(self.cloud, "kind", None) == "legacy":
-                todo = "set KUBE_IMAGE to a Flatcar image of yours (README: \"Flatcar on legacy Rackspace\")"
-            else:
-                todo = "run `inv image` (about 500 MB), or set KUBE_IMAGE"
             raise ConfigError(f"no Flatcar image in {region}: none uploaded by `inv image` for FLATCAR_CHANNEL="
-                              f"{s.FLATCAR_CHANNEL}, none named {ref!r}; {todo}") from None
+                              f"{s.FLATCAR_CHANNEL}, none named {ref!r}; {kinds.of(self.cloud).NO_IMAGE_TODO}") from None
 
     def flavor_id(self, role, ref):
         """KUBE_MASTER_FLAVOR / KUBE_NODE_FLAVOR (by `role`) as an ID or a

@@ -29,9 +29,6 @@ ATTEMPTS = 3            # upload tries; the 2nd and 3rd read the verified downlo
 RETRY_DELAY = 3.0
 SMALL_TIMEOUT = (15, 60)
 
-LEGACY_MESSAGE = ("legacy Rackspace (Identity v2.0) cannot take a Flatcar image this way: Cloud Images imports "
-                  "only VHDs from Cloud Files, for Xen; see README, \"Flatcar on legacy Rackspace\"")
-
 
 @task(help={"channel": "Flatcar channel: stable (default: FLATCAR_CHANNEL), beta, alpha, lts",
             "version": "a Flatcar version like 4230.2.1 (default: the channel's current one)",
@@ -41,12 +38,13 @@ LEGACY_MESSAGE = ("legacy Rackspace (Identity v2.0) cannot take a Flatcar image 
 def image(c, channel=None, version=None, list_=False, remove=None, via_url=False):
     """Import a verified Flatcar OpenStack image into this region's image service."""
     s = settings.load(flags={"FLATCAR_CHANNEL": channel})
-    from . import credentials
+    from . import credentials, kinds
     from .cloud import Cloud
     from .glance import Glance
 
-    if credentials.load(s).kind == credentials.LEGACY:
-        raise UserError(LEGACY_MESSAGE)
+    refused = kinds.named(credentials.load(s).kind).IMAGE_UPLOAD_REFUSED
+    if refused:
+        raise UserError(refused)
     cloud = Cloud(s)
     glance = Glance(cloud)
     if list_:
