@@ -8,12 +8,14 @@ placement-manage, neutron's create_all, nova-manage api_db sync / map_cell0
 made once per .venv-openstack, in ``<venv>/osbed-template/<key>/`` (or
 ``$OSBED_TEMPLATE_DIR/<key>/``), keyed by `key()`: the venv's Python version,
 its installed distributions (the ``*.dist-info`` names: name and version,
-what ``pip freeze`` says) and the source of this file and confs.py.  A bed
-start copies the SQLite files and rewrites what differs per run (`instantiate`): Nova's cell
-mappings (database paths, RabbitMQ port), Keystone's endpoint URLs and the
-admin password; fresh fernet and credential keys are written each time.  A
-missing or stale template is built first (`ensure`), so a start never
-depends on the cache.
+what ``pip freeze`` says), the builder's code and the content it makes.
+Keystone's content is in the template too (keystone_content.py).  A start
+copies the SQLite files and rewrites what differs per run (`instantiate`):
+Nova's cell mappings (database paths, RabbitMQ port), Keystone's endpoint
+URLs, passwords and application credential secret; fresh fernet and
+credential keys are written each time.  A missing or stale template is
+built first (`ensure`), so a start never depends on the cache.  See
+README.md, "Database template".
 
     python -m tests.osbed.template [--force]   # scripts/bootstrap --tests
 
@@ -44,6 +46,7 @@ DATABASES = ("keystone", "glance", "placement", "neutron", "nova_api", "nova",
 PLACEHOLDER_PORT = 9
 REGION = "DFW3"
 APP_CRED = "osbed-tool"
+KEEP_OTHERS = 3
 
 
 def template_root(venv):
@@ -167,10 +170,12 @@ def build(venv, directory, log_dir=None):
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    # Older keys of this venv are dead weight (~10 MB each).
-    for other in glob.glob(os.path.join(parent, "*")):
-        if other != directory and not os.path.basename(other).startswith("."):
-            shutil.rmtree(other, ignore_errors=True)
+    # Older keys are dead weight (~5 MB each), but two checkouts sharing
+    # one venv may use two keys at once: keep the newest few.
+    others = sorted((p for p in glob.glob(os.path.join(parent, "*"))
+                     if p != directory), key=os.path.getmtime)
+    for other in others[:-KEEP_OTHERS]:
+        shutil.rmtree(other, ignore_errors=True)
 
 
 def _build_in(venv, root, log_dir):
