@@ -30,6 +30,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -202,7 +203,13 @@ def _build_in(venv, root, log_dir):
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=root,
             env=env, start_new_session=True)
         log.close()
-    failed = [n for n, p in procs.items() if p.wait(600) != 0]
+    try:
+        failed = [n for n, p in procs.items() if p.wait(600) != 0]
+    finally:       # interrupted (or timed out): leave nothing running
+        for p in procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
     if failed:
         raise RuntimeError(
             "OpenStack bed: preparing %s failed; see %s" % (
