@@ -14,10 +14,10 @@ __path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")]
 
 from invoke import Collection  # noqa: E402
 
-from tasks import build, config, keypair, master, network, nodes, upload  # noqa: E402
+from tasks import build, config, image, keypair, master, network, nodes, upload  # noqa: E402
 from tasks import down, kubeconfig, plan, ssh, status, up  # noqa: E402
 
 ns = Collection()
-for module in (config, build, upload, network, keypair, master, nodes, up, kubeconfig, ssh, status, plan,
+for module in (config, build, upload, image, network, keypair, master, nodes, up, kubeconfig, ssh, status, plan,
                down):
     ns.add_task(getattr(module, module.__name__.rsplit(".", 1)[1]))

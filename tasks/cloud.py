@@ -25,6 +25,7 @@ SERVICES = {
     "compute": ("COMPUTE_ENDPOINT", "compute", "cloudServersOpenStack"),
     "network": ("NETWORK_ENDPOINT", "network", "cloudNetworks"),
     "object-store": ("STORAGE_ENDPOINT", "object-store", "cloudFiles"),
+    "image": ("IMAGE_ENDPOINT", "image", "cloudImages"),
 }
 
 # Statuses worth retrying for any request: the request was not acted on
@@ -118,6 +119,9 @@ def _session_class():
                 kwargs[key] = 0
             kwargs.pop("retriable_status_codes", None)
             raise_exc = kwargs.pop("raise_exc", True)
+            # once=True: one try only, for a body that can be read once (a
+            # stream); its caller retries from where the data can be read again.
+            attempts = 1 if kwargs.pop("once", False) else ATTEMPTS
             authenticated = kwargs.get("authenticated")
             start = time.monotonic()
             attempt = 0
@@ -136,11 +140,11 @@ def _session_class():
                     if not retriable(method, authenticated, error=exc):
                         raise
                     delay = retry_delay(attempt)
-                    if attempt + 1 >= ATTEMPTS or spent(delay) > RETRY_BUDGET:
+                    if attempt + 1 >= attempts or spent(delay) > RETRY_BUDGET:
                         raise
                 else:
                     if not (retriable(method, authenticated, status=resp.status_code)
-                            and attempt + 1 < ATTEMPTS):
+                            and attempt + 1 < attempts):
                         if raise_exc and resp.status_code >= 400:
                             raise ks_exc.from_response(resp, method, url)
                         return resp

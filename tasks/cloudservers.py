@@ -21,7 +21,7 @@ from novaclient import client as nova_client
 from novaclient import exceptions as nova_exc
 
 from . import cloud as cloudmod
-from . import names, progress
+from . import flatcar, kinds, names, progress
 from .errors import CloudError, ConfigError
 from .servers import FLAVOR_SETTINGS, GONE, Server, flavor_problem
 
@@ -145,10 +145,23 @@ class CloudServers:
 
     # -- images and flavors --------------------------------------------------
     def image_id(self, ref):
-        """KUBE_IMAGE as an ID or a name."""
+        """KUBE_IMAGE as an ID or a name. Its default stands for the newest
+        image `inv image` uploaded for FLATCAR_CHANNEL, else the cloud's own
+        image of that name."""
         if self._images is None:
             self._images = self._pages("listing images", "/images/detail", "images")
-        return _resolve("KUBE_IMAGE", ref, self._images, "image", self.cloud.region or "any region")
+        s = self.cloud.settings
+        region = self.cloud.region or "any region"
+        if s.source("KUBE_IMAGE") != "default":
+            return _resolve("KUBE_IMAGE", ref, self._images, "image", region)
+        ours = flatcar.default_image(self._images, s.FLATCAR_CHANNEL)
+        if ours:
+            return ours
+        try:
+            return _resolve("KUBE_IMAGE", ref, self._images, "image", region)
+        except ConfigError:
+            raise ConfigError(f"no Flatcar image in {region}: none uploaded by `inv image` for FLATCAR_CHANNEL="
+                              f"{s.FLATCAR_CHANNEL}, none named {ref!r}; {kinds.of(self.cloud).NO_IMAGE_TODO}") from None
 
     def flavor_id(self, role, ref):
         """KUBE_MASTER_FLAVOR / KUBE_NODE_FLAVOR (by `role`) as an ID or a

@@ -16,6 +16,12 @@ from .kinds import Attach, Target
 
 NAME = "legacy"
 
+# Cloud Images imports only VHDs from Cloud Files (an import task), for its
+# Xen hosts: `inv image`'s qcow2 into Glance cannot work here.
+IMAGE_UPLOAD_REFUSED = ("legacy Rackspace (Identity v2.0) cannot take a Flatcar image this way: Cloud Images "
+                        "imports only VHDs from Cloud Files, for Xen; see README, \"Flatcar on legacy Rackspace\"")
+NO_IMAGE_TODO = 'set KUBE_IMAGE to a Flatcar image of yours (README: "Flatcar on legacy Rackspace")'
+
 
 def prepare(s, cloud):
     from . import keypair, network

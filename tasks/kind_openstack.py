@@ -24,6 +24,10 @@ from .errors import CloudError, UserError
 from .kinds import Attach, Reach, Target
 
 NAME = "openstack"
+
+# Glance takes `inv image`'s qcow2.
+IMAGE_UPLOAD_REFUSED = None
+NO_IMAGE_TODO = "run `inv image` (about 500 MB), or set KUBE_IMAGE"
 # Neutron answers 409 while a deleted server's port, or a router's
 # interface, is being let go.
 RELEASE_TIMEOUT = 300

@@ -3,6 +3,8 @@
 Each kind is a module with the same names (kind_legacy, kind_openstack):
 
   NAME                           'legacy' or 'openstack'
+  IMAGE_UPLOAD_REFUSED           why `inv image` cannot upload here (one line), or None
+  NO_IMAGE_TODO                  what to do when KUBE_IMAGE's default finds no Flatcar image
   prepare(s, cloud) -> Target    the cluster's network (and keypair) before any server
   attach(s, cloud, target, want) -> Attach
                                  the NICs a server boots with, and the addresses

@@ -32,6 +32,8 @@ def _live():
 
 
 def _size(n):
+    if n is None:
+        return "? B"
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -69,6 +71,42 @@ def transfer(description, total):
     yield advance
     elapsed = time.monotonic() - start
     info(f"{description}: done, {_size(total)} in {elapsed:.1f}s")
+
+
+@contextlib.contextmanager
+def transfers(steps):
+    """Several transfers that run at once (the stages of a pipeline), one
+    bar each: `steps` is [(description, total or None)]; yields one
+    advance(n) per step. A total of None is unknown until the end."""
+    if _live():
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
+        with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                      TransferSpeedColumn(), TimeRemainingColumn(), transient=False,
+                      console=_console()) as bar:
+            ids = [bar.add_task(description, total=total) for description, total in steps]
+            yield [lambda n, task_id=task_id: bar.advance(task_id, n) for task_id in ids]
+        return
+    start = time.monotonic()
+    lock = threading.Lock()
+    done = [0] * len(steps)
+    last = [start]
+    for description, total in steps:
+        info(f"{description}: {_size(total)}")
+
+    def advancer(i):
+        def advance(n):
+            with lock:
+                done[i] += n
+                now = time.monotonic()
+                if now - last[0] >= LOG_INTERVAL:
+                    last[0] = now
+                    info("; ".join(f"{d}: {_size(done[j])} of {_size(t)}" for j, (d, t) in enumerate(steps)))
+        return advance
+    yield [advancer(i) for i in range(len(steps))]
+    elapsed = time.monotonic() - start
+    info("; ".join(f"{d}: {_size(done[j])}" for j, (d, _) in enumerate(steps)) + f", in {elapsed:.1f}s")
 
 
 class Wait:

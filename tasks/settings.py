@@ -164,6 +164,19 @@ def _version(raw):
     raise ValueError(f"must be 'stable' or a release like v1.31.4, got {raw!r}")
 
 
+def _fingerprint(raw):
+    value = "".join(raw.split()).upper()
+    if not re.fullmatch(r"[0-9A-F]{40}|[0-9A-F]{64}", value):
+        raise ValueError(f"must be an OpenPGP key fingerprint (40 hex digits), got {raw!r}")
+    return value
+
+
+def _release_template(raw):
+    if not re.match(r"^https?://[^\s/]+", raw):
+        raise ValueError(f"must be an http(s) URL (with {{channel}} where the channel goes), got {raw!r}")
+    return raw.rstrip("/")
+
+
 def _url(raw):
     if raw and not re.match(r"^https?://[^\s/]+", raw):
         raise ValueError(f"must be an http(s) URL, got {raw!r}")
@@ -201,6 +214,11 @@ SPECS = {
     "KUBE_VERSION": Spec(_version),
     "KUBE_RELEASE_URL": Spec(_url),
     "KUBE_DOWNLOAD_DIR": Spec(_path),
+    "FLATCAR_CHANNEL": Spec(_choice("stable", "beta", "alpha", "lts")),
+    "FLATCAR_RELEASE_URL": Spec(_release_template),
+    "FLATCAR_KEY_FILE": Spec(_path),
+    "FLATCAR_KEY_FINGERPRINT": Spec(_fingerprint),
+    "IMAGE_IMPORT_TIMEOUT": Spec(_int(10)),
     "CLOUDFILES_CONTAINER": Spec(_label),
     "CONTAINER_PREFIX": Spec(_label),
     "TEMP_URL_TTL": Spec(_int(60)),
@@ -243,6 +261,7 @@ SPECS = {
     "COMPUTE_ENDPOINT": Spec(_url),
     "NETWORK_ENDPOINT": Spec(_url),
     "STORAGE_ENDPOINT": Spec(_url),
+    "IMAGE_ENDPOINT": Spec(_url),
 }
 
 

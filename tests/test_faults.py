@@ -167,6 +167,20 @@ def test_a_create_is_not_sent_twice_on_a_dropped_connection(echo):
     assert echo.stats() == {"drop": 1 + cloud.ATTEMPTS}
 
 
+def test_a_one_pass_body_is_sent_once(echo):
+    # glance.upload streams the image (once=True): a retry would send what
+    # is left of a consumed iterator as if it were the whole image.
+    echo.set(rate=1.0, kinds=("503",))
+    sleeps = []
+    with pytest.raises(ks_exc.ServiceUnavailable):
+        session(sleeps).put(echo.url + "/v2/images/x/file", data=iter([b"a", b"b"]), once=True)
+    assert echo.stats() == {"503": 1} and sleeps == []
+    # Without it the same PUT is retried.
+    with pytest.raises(ks_exc.ServiceUnavailable):
+        session(sleeps).put(echo.url + "/v2/images/x/file", data=b"ab")
+    assert echo.stats() == {"503": 1 + cloud.ATTEMPTS}
+
+
 def test_the_retry_budget_bounds_the_wait(echo, monkeypatch):
     monkeypatch.setattr(cloud, "RETRY_BUDGET", 5.0)
     echo.set(rate=1.0, kinds=("503",), retry_after=2)

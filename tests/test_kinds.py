@@ -19,8 +19,17 @@ def test_kind_modules_are_picked_by_name_only():
     assert kinds.named("openstack") is kind_openstack and kinds.named("legacy") is kind_legacy
     for module in (kind_legacy, kind_openstack):
         for name in ("NAME", "prepare", "attach", "reach", "flavor_choice", "exposure", "network_rows", "inventory",
-                     "remove_network", "release_endpoint", "template_facts"):
+                     "remove_network", "release_endpoint", "template_facts", "IMAGE_UPLOAD_REFUSED",
+                     "NO_IMAGE_TODO"):
             assert hasattr(module, name), (module.__name__, name)
+
+
+def test_only_legacy_refuses_inv_image_and_each_kind_says_what_to_do_without_an_image():
+    assert kind_openstack.IMAGE_UPLOAD_REFUSED is None
+    refused = kind_legacy.IMAGE_UPLOAD_REFUSED
+    assert "\n" not in refused and "VHD" in refused and "Flatcar on legacy Rackspace" in refused
+    assert "inv image" in kind_openstack.NO_IMAGE_TODO
+    assert "inv image" not in kind_legacy.NO_IMAGE_TODO and "KUBE_IMAGE" in kind_legacy.NO_IMAGE_TODO
 
 
 RULES = [

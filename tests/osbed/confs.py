@@ -106,6 +106,12 @@ def glance(lay):
         config_file = {paste}
         [oslo_concurrency]
         lock_path = {root}/lock
+        [import_filtering_opts]
+        # web-download (inv image --via-url) from the loopback release
+        # mirror: Glance refuses loopback hosts unless listed, and ports
+        # other than 80/443 by default.
+        allowed_hosts = [127.0.0.1]
+        allowed_ports = []
         """).format(root=lay.root, db=lay.sqlite("glance"),
                     paste=lay.path("etc", "glance", "glance-api-paste.ini")) \
         + service_auth(lay, "keystone_authtoken")

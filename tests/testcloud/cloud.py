@@ -110,6 +110,7 @@ class TestCloud:
         self._mirror = release_mirror.ReleaseMirror(
             os.path.join(self.workdir, "mirror"), self.release_version)
         self.release_base_url = self._mirror.base_url
+        self.flatcar = release_mirror.FlatcarMirror(self._mirror.root, self.release_base_url)
 
         self._sshd, self.sshd_port, self.ssh_config = sshd.start(
             os.path.join(self.workdir, "ssh"), self.mimic_url,
@@ -227,6 +228,7 @@ class TestCloud:
             "SSH_CONFIG": self.ssh_config,
             "KUBE_RELEASE_URL": self.release_base_url,
             "KUBE_VERSION": self.release_version,
+            **self.flatcar.env(),
         }
 
     # -- HTTP helpers -----------------------------------------------------
