@@ -4,7 +4,9 @@ Smoke tests of the OpenStack bed (tests/osbed) with real clients
 do against Rackspace Flex must work here first.
 """
 import hashlib
+import os
 import secrets
+import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -79,6 +81,45 @@ def test_flavors_image_and_external_network_are_there(os_bed, sess):
     nets = sess.get("/v2.0/networks?router:external=true",
                     endpoint_filter=ep("network")).json()["networks"]
     assert [n["name"] for n in nets] == ["PUBLICNET"]
+
+
+def test_bed_runs_on_its_own_copy_of_the_template(os_bed):
+    """The databases are the template's (tests/osbed/template.py), copied
+    and made this run's: WAL, cells in this workdir on this RabbitMQ, a
+    per-run admin password, fresh private fernet keys."""
+    from tests.osbed import template
+    _key, directory = template.current(os_bed.venv)
+    assert template.ready(directory)
+    for db in template.DATABASES:
+        for path in (os.path.join(os_bed.workdir, "db", db + ".db"),
+                     os.path.join(directory, "db", db + ".db")):
+            assert os.stat(path).st_mode & 0o777 == 0o600, path
+            with sqlite3.connect(path) as c:
+                assert c.execute("pragma journal_mode").fetchone() == (
+                    "wal",), path
+            c.close()
+    with sqlite3.connect(os.path.join(os_bed.workdir, "db",
+                                      "nova_api.db")) as c:
+        cells = dict((r[0], r[1:]) for r in c.execute(
+            "select name, database_connection, transport_url "
+            "from cell_mappings"))
+    c.close()
+    assert cells["cell1"] == (os_bed.lay.sqlite("nova"),
+                              os_bed.lay.transport_url)
+    assert cells["cell0"][0] == os_bed.lay.sqlite("nova_cell0")
+    admin_hash = ("select password_hash from password p join local_user u"
+                  " on u.id = p.local_user_id where u.name = 'admin'")
+    hashes = []
+    for root in (os_bed.workdir, directory):
+        with sqlite3.connect(os.path.join(root, "db", "keystone.db")) as c:
+            hashes.append(c.execute(admin_hash).fetchone()[0])
+        c.close()
+    assert hashes[0] != hashes[1]
+    keys = os.path.join(os_bed.workdir, "keystone", "fernet-keys")
+    assert os.stat(keys).st_mode & 0o777 == 0o700
+    assert {oct(os.stat(os.path.join(keys, k)).st_mode & 0o777)
+            for k in os.listdir(keys)} == {"0o600"}
+    assert not os.path.exists(os.path.join(directory, "keystone"))
 
 
 def test_network_router_port_floating_ip_and_server_then_delete_all(os_bed, sess):

@@ -15,7 +15,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -106,6 +105,40 @@ RABBITMQ = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 
 
+def write_service_configs(lay, venv):
+    """The services' config files under <lay.root>/etc (and neutron's
+    mechanism driver entry point under <lay.root>/pylib)."""
+    shipped = os.path.join(venv, "etc")
+    files = {
+        ("keystone", "keystone.conf"): confs.keystone(lay),
+        ("glance", "glance-api.conf"): confs.glance(lay),
+        ("placement", "placement.conf"): confs.placement(lay),
+        ("neutron", "neutron.conf"): confs.neutron(lay),
+        ("nova", "nova.conf"): confs.nova(lay, "osbed-compute"),
+    }
+    for (service, name), text in files.items():
+        os.makedirs(os.path.join(lay.root, "etc", service),
+                    exist_ok=True)
+        with open(os.path.join(lay.root, "etc", service, name), "w") as f:
+            f.write(text)
+    for service, name in (("glance", "glance-api-paste.ini"),
+                          ("neutron", "api-paste.ini"),
+                          ("nova", "api-paste.ini")):
+        shutil.copy(os.path.join(shipped, service, name),
+                    os.path.join(lay.root, "etc", service, name))
+    # ML2 finds mechanism drivers by entry point only: declare ours in a
+    # dist-info of its own on neutron's PYTHONPATH.
+    dist = os.path.join(lay.root, "pylib",
+                        "osbed_neutron-1.0.dist-info")
+    os.makedirs(dist, exist_ok=True)
+    with open(os.path.join(dist, "METADATA"), "w") as f:
+        f.write("Metadata-Version: 2.1\nName: osbed-neutron\n"
+                "Version: 1.0\n")
+    with open(os.path.join(dist, "entry_points.txt"), "w") as f:
+        f.write("[neutron.ml2.mechanism_drivers]\nosbed_bindall = "
+                "tests.osbed.neutron_bindall:BindAllDriver\n")
+
+
 class OSBed:
     """``OSBed.start(workdir)``; ``.stop()`` or use as a context manager.
 
@@ -180,30 +213,23 @@ class OSBed:
         self.auth_url = self.public_urls["identity"] + "/v3"
         self._write_configs()
         self._start_rabbitmq()
-        prep = self._prepare_databases()
-        self._wait_prep(prep, "keystone")
-        self._mark("keystone db", t0)
-        self._serve("identity")
-        wait_for(lambda: self._http_ok(self.lay.identity), timeout=60,
-                 procs=[self._procs["identity"]], what="keystone")
-        self._mark("keystone up", t0)
-        self._register()
-        self._mark("keystone registered", t0)
-        self._start_sshd()
-        for name in ("glance", "placement", "neutron", "nova"):
-            self._wait_prep(prep, name)
+        self._prepare_databases()
         self._mark("databases", t0)
-        for kind in ("image", "placement", "network", "compute"):
+        # Keystone's content is in the databases already (users, catalog):
+        # every service starts at once (Nova's own wait for RabbitMQ, see
+        # nova_service.py).
+        for name in ("conductor", "scheduler", "compute"):
+            self._spawn_nova(name)
+        for kind in WSGI:
             self._serve(kind)
         self._start_swift()
+        self._start_sshd()
         wait_for(lambda: port_open(self.lay.rabbit_port), timeout=60,
                  procs=[self._procs["rabbitmq"]], what="rabbitmq")
         self._mark("rabbitmq", t0)
-        for name in ("conductor", "scheduler", "compute"):
-            self._spawn("nova-" + name,
-                        [self._bin("python"), "-m", "tests.osbed.nova_service",
-                         name, "--config-file",
-                         self._conf("nova", "nova.conf")])
+        wait_for(lambda: self._http_ok(self.lay.identity), timeout=90,
+                 procs=[self._procs["identity"]], what="keystone")
+        self._mark("keystone up", t0)
         for kind, path in (("image", "/versions"), ("placement", "/"),
                            ("network", "/"), ("compute", "/")):
             wait_for(lambda: self._http_ok(self.lay.url(kind) + path),
@@ -288,6 +314,16 @@ class OSBed:
         self._procs[name] = p
         return p
 
+    def _spawn_nova(self, name):
+        env = self._env(OSBED_RABBIT_PORT=str(self.lay.rabbit_port))
+        if name == "compute":
+            env["OSBED_CONDUCTOR_DB"] = os.path.join(self.workdir, "db",
+                                                     "nova.db")
+        self._spawn("nova-" + name,
+                    [self._bin("python"), "-m", "tests.osbed.nova_service",
+                     name, "--config-file", self._conf("nova", "nova.conf")],
+                    env=env)
+
     def _serve(self, kind):
         app, prog, conf_env = WSGI[kind]
         service = {"identity": "keystone", "image": "glance",
@@ -342,99 +378,27 @@ class OSBed:
         self._spawn("rabbitmq", [RABBITMQ], env=env)
 
     def _write_configs(self):
-        lay = self.lay
-        shipped = os.path.join(self.venv, "etc")
-        files = {
-            ("keystone", "keystone.conf"): confs.keystone(lay),
-            ("glance", "glance-api.conf"): confs.glance(lay),
-            ("placement", "placement.conf"): confs.placement(lay),
-            ("neutron", "neutron.conf"): confs.neutron(lay),
-            ("nova", "nova.conf"): confs.nova(lay, "osbed-compute"),
-        }
-        for (service, name), text in files.items():
-            os.makedirs(os.path.join(self.workdir, "etc", service),
-                        exist_ok=True)
-            with open(self._conf(service, name), "w") as f:
-                f.write(text)
-        for service, name in (("glance", "glance-api-paste.ini"),
-                              ("neutron", "api-paste.ini"),
-                              ("nova", "api-paste.ini")):
-            shutil.copy(os.path.join(shipped, service, name),
-                        self._conf(service, name))
-        # ML2 finds mechanism drivers by entry point only: declare ours in a
-        # dist-info of its own on neutron's PYTHONPATH.
-        dist = os.path.join(self.workdir, "pylib",
-                            "osbed_neutron-1.0.dist-info")
-        os.makedirs(dist, exist_ok=True)
-        with open(os.path.join(dist, "METADATA"), "w") as f:
-            f.write("Metadata-Version: 2.1\nName: osbed-neutron\n"
-                    "Version: 1.0\n")
-        with open(os.path.join(dist, "entry_points.txt"), "w") as f:
-            f.write("[neutron.ml2.mechanism_drivers]\nosbed_bindall = "
-                    "tests.osbed.neutron_bindall:BindAllDriver\n")
+        write_service_configs(self.lay, self.venv)
 
     def _prepare_databases(self):
-        """Schema for every service, in parallel; Keystone also bootstrapped
-        (admin, region, identity endpoints public + internal)."""
-        ks = ["--config-file", self._conf("keystone", "keystone.conf")]
-        nv = ["--config-file", self._conf("nova", "nova.conf")]
-        km = self._bin("keystone-manage")
-        nm = self._bin("nova-manage")
-        q = shlex.join
-        chains = {
-            "keystone": [
-                q([km, *ks, "db_sync"]),
-                q([km, *ks, "fernet_setup", "--keystone-user", "root",
-                   "--keystone-group", "root"]),
-                q([km, *ks, "credential_setup", "--keystone-user", "root",
-                   "--keystone-group", "root"]),
-                q([km, *ks, "bootstrap",
-                   "--bootstrap-password", self.admin_password,
-                   "--bootstrap-region-id", self.region,
-                   "--bootstrap-public-url", self.public_urls["identity"],
-                   "--bootstrap-internal-url", self.lay.url("identity"),
-                   "--bootstrap-admin-url", self.lay.url("identity")]),
-            ],
-            "glance": [q([self._bin("glance-manage"), "--config-file",
-                          self._conf("glance", "glance-api.conf"),
-                          "db_sync"])],
-            "placement": [q([self._bin("placement-manage"), "--config-file",
-                             self._conf("placement", "placement.conf"),
-                             "db", "sync"])],
-            # neutron-db-manage cannot migrate SQLite: the models' metadata
-            # makes the schema of the head revision.
-            "neutron": [q([self._bin("python"), "-c",
-                           "import sys, sqlalchemy; "
-                           "from neutron.db.migration.models import head; "
-                           "head.get_metadata().create_all("
-                           "sqlalchemy.create_engine(sys.argv[1]))",
-                           self.lay.sqlite("neutron")])],
-            "nova": [
-                q([nm, *nv, "api_db", "sync"]),
-                q([nm, *nv, "cell_v2", "map_cell0", "--database_connection",
-                   self.lay.sqlite("nova_cell0")]),
-                q([nm, *nv, "cell_v2", "create_cell", "--name", "cell1"]),
-                q([nm, *nv, "db", "sync"]),
-            ],
-        }
-        return {name: self._spawn("prep-" + name,
-                                  ["sh", "-ec", " && ".join(cmds)])
-                for name, cmds in chains.items()}
-
-    def _wait_prep(self, prep, name):
-        p = prep[name]
-        if p.wait(180) != 0:
-            raise RuntimeError("OpenStack bed: preparing %s failed (exit %s); "
-                               "see %s" % (name, p.returncode, os.path.join(
-                                   self.workdir, "log", "prep-%s.log" % name)))
-        del self._procs["prep-" + name]
-        # WAL: readers never wait for the writer (a property of the file,
-        # set before the service opens it).
-        for db in {"nova": ("nova_api", "nova", "nova_cell0")}.get(
-                name, (name,)):
-            with sqlite3.connect(os.path.join(self.workdir, "db", db + ".db"),
-                                 timeout=60) as c:
-                c.execute("pragma journal_mode=wal")
+        """Every service's database from the template (tests/osbed/
+        template.py; built first if missing or stale), made this run's."""
+        from tests.osbed import template    # lazily: `python -m` runs it
+        directory, built = template.ensure(
+            self.venv, log_dir=os.path.join(self.workdir, "log"))
+        if built:
+            self.timings["template built"] = built
+        internal = {kind: self.lay.url(kind) for kind in self.lay.ports}
+        paths = {kind: path for kind, (_name, path) in CATALOG.items()}
+        self.app_cred_secret = secrets.token_urlsafe(32)
+        ids = template.instantiate(
+            directory, self.workdir, self.lay, self.public_urls, internal,
+            paths, {("Default", "admin"): self.admin_password,
+                    ("Default", confs.SERVICE_USER): self.lay.service_password,
+                    (self.domain, self.username): self.password},
+            self.app_cred_secret)
+        self.project_id, self.user_id = ids["project_id"], ids["user_id"]
+        self.app_cred_id = ids["app_cred_id"]
 
     def _start_swift(self):
         procs, self._swift_ports, _ = swift.start(
@@ -527,65 +491,33 @@ class OSBed:
         return self._token(self.username, self.password, self.domain,
                            self.project_name, self.domain)
 
-    # -- Keystone content -------------------------------------------------
-    def _register(self):
-        ks = self.lay.identity
-        tok = self.admin_token()
-
-        def post(path, body):
-            return self.request("POST", ks + path, body, tok)[2]
-
-        def get(path):
-            return self.request("GET", ks + path, token=tok)[2]
-
-        roles = {r["name"]: r["id"] for r in get("/roles")["roles"]}
-        for name in ("service", "member", "reader"):
-            if name not in roles:
-                roles[name] = post("/roles", {"role": {"name": name}}
-                                   )["role"]["id"]
-        default = "default"
-        service_project = post("/projects", {"project": {
-            "name": confs.SERVICE_PROJECT, "domain_id": default}})["project"]
-        service_user = post("/users", {"user": {
-            "name": confs.SERVICE_USER, "domain_id": default,
-            "password": self.lay.service_password}})["user"]
-        for role in ("admin", "service"):
-            self.request("PUT", "%s/projects/%s/users/%s/roles/%s" % (
-                ks, service_project["id"], service_user["id"], roles[role]),
-                token=tok)
-        for kind, (name, path) in CATALOG.items():
-            svc = post("/services", {"service": {"type": kind, "name": name,
-                                                 "enabled": True}})["service"]
-            for iface, base in (("public", self.public_urls[kind]),
-                                ("internal", self.lay.url(kind))):
-                post("/endpoints", {"endpoint": {
-                    "service_id": svc["id"], "interface": iface,
-                    "region_id": self.region, "url": base + path}})
-        domain = post("/domains", {"domain": {"name": self.domain}})["domain"]
-        project = post("/projects", {"project": {
-            "name": self.project_name, "domain_id": domain["id"]}})["project"]
-        user = post("/users", {"user": {
-            "name": self.username, "domain_id": domain["id"],
-            "password": self.password,
-            "default_project_id": project["id"]}})["user"]
-        for role in ("member", "reader"):
-            self.request("PUT", "%s/projects/%s/users/%s/roles/%s" % (
-                ks, project["id"], user["id"], roles[role]), token=tok)
-        self.project_id, self.user_id = project["id"], user["id"]
-        utok, _ = self.user_token()
-        cred = self.request("POST", "%s/users/%s/application_credentials" % (
-            ks, user["id"]), {"application_credential": {
-                "name": "osbed-tool"}}, utok)[2]["application_credential"]
-        self.app_cred_id, self.app_cred_secret = cred["id"], cred["secret"]
-
     # -- content the tool expects -----------------------------------------
     def _populate(self):
+        """Flavors, PUBLICNET and the image: three services, in parallel
+        (each one's first request is its slowest)."""
+        from concurrent.futures import ThreadPoolExecutor
         tok = self.admin_token()
+        # One token check first: Keystone's policy enforcer loads on first
+        # use, and three first checks at once were refused (403, "not
+        # authorized: identity:validate_token").
+        self.request("GET", self.lay.identity + "/auth/tokens", token=tok,
+                     headers={"X-Subject-Token": tok})
+        with ThreadPoolExecutor(3) as pool:
+            jobs = [pool.submit(f, tok) for f in (
+                self._populate_flavors, self._populate_network,
+                lambda t: self.upload_image(self.image_name, t,
+                                            visibility="public"))]
+            _, self.external_network_id, self.image_id = [
+                j.result() for j in jobs]
+
+    def _populate_flavors(self, tok):
         nova = self.lay.url("compute") + "/v2.1"
         for name, vcpus, ram, disk in self.flavors:
             self.request("POST", nova + "/flavors", {"flavor": {
                 "name": name, "vcpus": vcpus, "ram": ram, "disk": disk,
                 "id": name}}, tok)
+
+    def _populate_network(self, tok):
         neutron = self.lay.url("network") + "/v2.0"
         net = self.request("POST", neutron + "/networks", {"network": {
             "name": self.external_network, "router:external": True,
@@ -596,9 +528,7 @@ class OSBed:
             "ip_version": 4, "cidr": EXTERNAL_CIDR, "enable_dhcp": False,
             "allocation_pools": [{"start": "198.51.100.10",
                                   "end": "198.51.100.250"}]}}, tok)
-        self.external_network_id = net["id"]
-        self.image_id = self.upload_image(self.image_name, tok,
-                                          visibility="public")
+        return net["id"]
 
     def upload_image(self, name, token, visibility="private"):
         """A small qcow2 image (a real header: Glance 33 checks the bytes

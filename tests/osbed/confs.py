@@ -187,6 +187,9 @@ def nova(lay, compute_host):
         graceful_shutdown_timeout = 5
         heal_instance_info_cache_interval = -1
         update_resources_interval = 10
+        # Periodic tasks (the scheduler's discover_hosts among them) start
+        # after a random 0-60 s by default: the bed waited for that.
+        periodic_fuzzy_delay = 0
         instance_build_timeout = 0
         reserved_host_memory_mb = 0
         [api]
