@@ -217,21 +217,21 @@ class CloudNetworks:
         """Add one rule (a dict of Neutron's fields); an existing identical
         rule (409) counts as made."""
         body = {"security_group_rule": dict(rule, security_group_id=group_id)}
-        try:
-            return self.api.post("/security-group-rules", json=body).json()["security_group_rule"]
-        except ks_exc.Conflict:
-            return None
-        except (ks_exc.HttpError, ks_exc.ConnectionError) as exc:
-            if isinstance(exc, ks_exc.HttpError) and not _ambiguous(exc):
-                cloudmod.fail(exc, f"adding a rule to security group {group_id}")
-            # Outcome unknown: a second POST of the same rule answers 409
-            # if the first one was made, which counts as made.
+        last = None
+        for attempt in range(cloudmod.CREATE_ATTEMPTS):
             try:
                 return self.api.post("/security-group-rules", json=body).json()["security_group_rule"]
             except ks_exc.Conflict:
                 return None
-            except (ks_exc.HttpError, ks_exc.ConnectionError) as again:
-                raise CloudError(f"adding a rule to security group {group_id}: {again}; re-run") from None
+            except (ks_exc.HttpError, ks_exc.ConnectionError) as exc:
+                if isinstance(exc, ks_exc.HttpError) and not _ambiguous(exc):
+                    cloudmod.fail(exc, f"adding a rule to security group {group_id}")
+                # Outcome unknown: the same POST again answers 409 if the
+                # first one made the rule, which counts as made.
+                last = exc
+                time.sleep(min(cloudmod.LOOKUP_DELAY_MAX, cloudmod.BACKOFF_START * 2 ** attempt))
+        raise CloudError(f"adding a rule to security group {group_id}: {cloudmod.describe_any(last)}; "
+                         f"no answer in {cloudmod.CREATE_ATTEMPTS} attempts; re-run when the cloud answers again")
 
     def delete_security_group(self, group_id):
         return self._delete("security-group", group_id)

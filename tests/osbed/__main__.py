@@ -2,10 +2,12 @@
 Rehearsal:  python -m tests.osbed -- CMD [ARGS...]   (as root, repo root)
 
 Enters a loopback-only network namespace, starts the OpenStack bed in a
-temp dir with a release mirror (`inv build --release` fetches from it),
-runs CMD with the bed's environment (OS_CLOUD, clouds.yaml, SSH_CONFIG,
-KUBE_IMAGE, KUBE_RELEASE_URL, KUBE_VERSION, plus KUBE_ENV_FILE and a temp
-HOME), stops the bed and exits with CMD's status.  OSBED_KEEP=1 keeps the
+temp dir with a release mirror that serves Kubernetes (`inv build
+--release`) and a signed Flatcar channel (`inv image`), runs CMD with the
+bed's environment (OS_CLOUD, clouds.yaml, SSH_CONFIG, KUBE_RELEASE_URL,
+KUBE_VERSION, FLATCAR_*, plus KUBE_ENV_FILE and a temp HOME), stops the bed
+and exits with CMD's status. KUBE_IMAGE is left to its default, as for a
+user: the image `inv image` uploaded, else the bed's own Flatcar-like one.  OSBED_KEEP=1 keeps the
 temp dir and its logs.
 """
 import os
@@ -27,7 +29,7 @@ def main(argv):
         return 2
     enter_loopback_namespace()
     from tests.osbed import OSBed, available   # after unshare, no threads
-    from tests.testcloud.release_mirror import ReleaseMirror
+    from tests.testcloud.release_mirror import FlatcarMirror, ReleaseMirror
     why = available()
     if why:
         sys.stderr.write("osbed: %s\n" % why)
@@ -38,10 +40,16 @@ def main(argv):
     try:
         with OSBed.start(os.path.join(tmp, "bed")) as bed:
             mirror = ReleaseMirror(os.path.join(tmp, "mirror"), VERSION)
+            flatcar = FlatcarMirror(mirror.root, mirror.base_url)
             home = os.path.join(tmp, "home")
             os.makedirs(home)
             env = dict(os.environ, **bed.env())
-            env.update(KUBE_ENV_FILE=bed.env_file, HOME=home,
+            env.pop("KUBE_IMAGE", None)
+            env_file = os.path.join(tmp, "rehearsal.env")
+            with open(bed.env_file) as f, open(env_file, "w") as out:
+                out.writelines(line for line in f
+                               if not line.startswith("KUBE_IMAGE="))
+            env.update(flatcar.env(), KUBE_ENV_FILE=env_file, HOME=home,
                        KUBE_RELEASE_URL=mirror.base_url, KUBE_VERSION=VERSION)
             print("osbed: ready in %.1fs (%s; identity %s, workdir %s)" % (
                 bed.startup_seconds, ", ".join(
