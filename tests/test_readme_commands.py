@@ -77,3 +77,23 @@ def test_a_normal_user_without_sudo_gets_one_line():
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "needs root" in lines[0] and "install sudo" in lines[0]
+
+
+REHEARSALS = ["tests.testcloud", "tests.osbed"]
+
+
+@pytest.mark.parametrize("bed", REHEARSALS)
+def test_the_rehearsal_runs_as_pasted(bed):
+    """Each rehearsal command, after its `scripts/bootstrap --tests &&`
+    (CI has bootstrapped already), runs to the end: build, (image,) up with
+    the post-boot checks, ssh, down."""
+    found = [c for c in readme_commands() if f"-m {bed} --" in c]
+    assert len(found) == 1, f"README has no rehearsal command for {bed}"
+    command = found[0].split("scripts/bootstrap --tests && ", 1)[1]
+    proc = subprocess.run(["sh", "-c", command], cwd=REPO, text=True, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900,
+                          env={k: v for k, v in os.environ.items() if not k.startswith(("OS_", "KUBE_"))})
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "is up" in proc.stdout and "removed from cluster" in proc.stdout
+    node = "node-2" if bed == "tests.osbed" else "node-1"
+    assert f"kubernetes-{node}\n" in proc.stdout

@@ -5,7 +5,7 @@ Enters a loopback-only network namespace, starts the OpenStack bed in a
 temp dir with a release mirror that serves Kubernetes (`inv build
 --release`) and a signed Flatcar channel (`inv image`), runs CMD with the
 bed's environment (OS_CLOUD, clouds.yaml, SSH_CONFIG, KUBE_RELEASE_URL,
-KUBE_VERSION, FLATCAR_*, plus KUBE_ENV_FILE and a temp HOME), stops the bed
+KUBE_VERSION, FLATCAR_*, and a temp HOME), stops the bed
 and exits with CMD's status. KUBE_IMAGE is left to its default, as for a
 user: the image `inv image` uploaded, else the bed's own Flatcar-like one.  OSBED_KEEP=1 keeps the
 temp dir and its logs.
@@ -45,11 +45,7 @@ def main(argv):
             os.makedirs(home)
             env = dict(os.environ, **bed.env())
             env.pop("KUBE_IMAGE", None)
-            env_file = os.path.join(tmp, "rehearsal.env")
-            with open(bed.env_file) as f, open(env_file, "w") as out:
-                out.writelines(line for line in f
-                               if not line.startswith("KUBE_IMAGE="))
-            env.update(flatcar.env(), KUBE_ENV_FILE=env_file, HOME=home,
+            env.update(flatcar.env(), HOME=home,
                        KUBE_RELEASE_URL=mirror.base_url, KUBE_VERSION=VERSION)
             print("osbed: ready in %.1fs (%s; identity %s, workdir %s)" % (
                 bed.startup_seconds, ", ".join(
