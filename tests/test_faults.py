@@ -190,6 +190,49 @@ def test_a_one_pass_body_is_sent_once(echo):
     assert echo.stats() == {"503": 1 + cloud.ATTEMPTS}
 
 
+def test_a_forwarded_body_streams_to_the_service():
+    """An upload reaches the service while it is sent (Glance sees an image
+    upload under way, and a client cut off mid-body cuts it off too)."""
+    first = threading.Event()
+    got = []
+
+    class Chunked(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_PUT(self):
+            while True:
+                size = int(self.rfile.readline().strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                got.append(self.rfile.read(size))
+                self.rfile.readline()
+                first.set()
+            self.send_response(204)
+            self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Chunked)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    proxy = FaultProxy("http://127.0.0.1:%d" % server.server_address[1]).start()
+    seen_early = []
+
+    def body():
+        yield b"first"
+        seen_early.append(first.wait(5))     # the service has the first piece before the rest is sent
+        yield b"rest"
+
+    try:
+        assert session([]).put(proxy.url + "/v2/images/x/file", data=body(), once=True).status_code == 204
+    finally:
+        proxy.stop()
+        server.shutdown()
+        server.server_close()
+    assert seen_early == [True] and b"".join(got) == b"firstrest"
+
+
 def test_the_retry_budget_bounds_the_wait(echo, monkeypatch):
     monkeypatch.setattr(cloud, "RETRY_BUDGET", 5.0)
     echo.set(rate=1.0, kinds=("503",), retry_after=2)

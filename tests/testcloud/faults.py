@@ -26,8 +26,10 @@ build absolute URLs from it (Mimic's catalog, `next` links) point back at
 the proxy; `host_header` replaces it instead. `match` (a regex searched in
 "METHOD /path?query") limits faults to some requests.
 
-Threads in the calling process (ThreadingHTTPServer); bodies are buffered
-in memory, which suits test payloads, not gigabytes. Decisions come from
+Threads in the calling process (ThreadingHTTPServer). A forwarded request's
+body streams through as it arrives (an image upload reaches Glance while it
+is sent, and a client cut off mid-body cuts the service off too); answers
+are buffered in memory, which suits API answers. Decisions come from
 one random.Random(seed) in arrival order, so one client's run is
 reproducible; concurrent clients share the sequence.
 """
@@ -174,9 +176,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             pass
 
     def _handle(self):
-        body = self._read_body()
         proxy = self.owner
         fault = proxy.decide(self.command, self.path)
+        if fault in ("503", "drop", "slow"):
+            self._read_body()
         if fault == "503":
             payload = json.dumps({"serviceUnavailable": {"code": 503, "message": "injected fault"}}).encode()
             self.send_response(503)
@@ -193,23 +196,65 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(proxy.slow_seconds)
             self._drop()
             return
-        self._forward(body, answer=fault != "lost")
+        self._forward(answer=fault != "lost")
 
-    def _forward(self, body, answer=True):
+    def _pipe_body(self, conn, chunked, length):
+        """Copy the request body to the service as it arrives; False when
+        the client stopped short of its end."""
+        if not chunked:
+            left = length
+            while left:
+                data = self.rfile.read(min(left, 1 << 16))
+                if not data:
+                    return False
+                conn.send(data)
+                left -= len(data)
+            return True
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return False
+            size = int(line.split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while True:                       # trailers, then the blank line
+                    trailer = self.rfile.readline()
+                    if not trailer:
+                        return False
+                    if trailer in (b"\r\n", b"\n"):
+                        break
+                conn.send(b"0\r\n\r\n")
+                return True
+            data = self.rfile.read(size)
+            if len(data) < size:
+                return False
+            self.rfile.readline()
+            conn.send(b"%x\r\n%s\r\n" % (size, data))
+
+    def _forward(self, answer=True):
         proxy = self.owner
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         if proxy.host_header:
             headers = {k: v for k, v in headers.items() if k.lower() != "host"}
             headers["Host"] = proxy.host_header
-        if body or self.command in ("POST", "PUT", "PATCH"):
-            headers["Content-Length"] = str(len(body))
+        chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
+        length = int(self.headers.get("Content-Length") or 0)
         conn = http.client.HTTPConnection(proxy._upstream_host, proxy._upstream_port,
                                           timeout=proxy.upstream_timeout)
         try:
-            conn.request(self.command, self.path, body=body or None, headers=headers)
+            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            for key, value in headers.items():
+                conn.putheader(key, value)
+            if chunked:
+                conn.putheader("Transfer-Encoding", "chunked")
+            elif length or self.command in ("POST", "PUT", "PATCH"):
+                conn.putheader("Content-Length", str(length))
+            conn.endheaders()
+            if not self._pipe_body(conn, chunked, length):
+                self._drop()       # the client went away: so does the service's request
+                return
             resp = conn.getresponse()
             data = resp.read()
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException, ValueError):
             self._drop()   # the service itself dropped us: pass that on
             return
         finally:
