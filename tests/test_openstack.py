@@ -246,6 +246,8 @@ def test_a_create_whose_answer_is_lost_is_found_and_tagged_once(bed, os_env, mon
     api = CloudNetworks(cloud.Cloud(s))
     tag = names.neutron_tag(s)
     made = []
+    for proxy in bed.fronts.values():
+        proxy.reset_stats()
     bed.faults(1.0, kinds=("lost",), match=r"^POST /v2\.0/(networks|subnets|security-groups|ports)$")
     try:
         net = api.create_network(f"{s.INSTANCE_PREFIX}-net", tags=[tag], sleep=lambda _: None)
