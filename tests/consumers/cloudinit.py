@@ -82,15 +82,16 @@ def key(go_version):
     return digest.hexdigest()[:16]
 
 
-def _out_dir(go_version):
-    return BUILD_DIR / f"coreos-cloudinit-{COMMIT}-{key(go_version)}"
+def _out_dir(go_version, build_dir=None):
+    return (build_dir or BUILD_DIR) / f"coreos-cloudinit-{COMMIT}-{key(go_version)}"
 
 
-def binaries():
+def binaries(build_dir=None):
     """{"coreos-cloudinit": path, "cloudinit-roundtrip": path} of the current
-    build; NotBuilt with what to do when there is none."""
+    build (in build_dir, default .build/); NotBuilt with what to do when
+    there is none."""
     try:
-        out = _out_dir(_go_version(go_binary()))
+        out = _out_dir(_go_version(go_binary()), build_dir)
     except (OSError, subprocess.CalledProcessError) as e:
         raise NotBuilt(f"cannot run go ({e}): run scripts/bootstrap --tests") from e
     paths = {name: out / "bin" / name for name in ("coreos-cloudinit", "cloudinit-roundtrip")}

@@ -114,7 +114,8 @@ func check(name string) ([]finding, error) {
 	}
 
 	var in, back interface{}
-	if err := yaml.Unmarshal([]byte(userdata), &in); err != nil {
+	// The input as written: a substitution shows as a changed value.
+	if err := yaml.Unmarshal([]byte(payload), &in); err != nil {
 		return nil, fmt.Errorf("input YAML: %v", err)
 	}
 	if err := yaml.Unmarshal(out, &back); err != nil {
