@@ -336,9 +336,11 @@ _DEPENDENCY = re.compile(r"^(Requires|Wants|BindsTo|Requisite|After)=(.*)$", re.
 
 
 def test_no_unit_start_waits_for_a_long_unit(rendered):
-    """coreos-cloudinit waits for each `command: start` without a timeout
-    and is killed after 10 minutes: nothing it starts may wait for the
-    download or kubeadm. The long units start from one --no-block call."""
+    """coreos-cloudinit waits for each `command: start`: killed after 10
+    minutes as user-configdrive.service (legacy images), holding up
+    multi-user.target as oem-cloudinit.service (OpenStack image). Nothing it
+    starts may wait for the download or kubeadm; the long units start from
+    one --no-block call."""
     _, _, texts = rendered
     long_units = set(layout.LONG_UNITS)
     for role, text in texts.items():
@@ -762,22 +764,32 @@ def stub_bin(directory, commands, noop=()):
         path.chmod(0o755)
 
 
-def master_root(tmp_path, material):
-    """The master's files as cloud-config writes them, under tmp_path/root,
-    plus the config drive's network_data.json."""
-    s = load_settings()
-    facts = make_facts(material)
-    root = tmp_path / "root"
-    config = yaml.safe_load(render_rooted("master.yaml.j2", "master", s, facts, root))
+def write_files(config):
+    """What coreos-cloudinit does with write_files, at every boot."""
     for f in config["write_files"]:
         path = Path(f["path"])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f["content"])
         path.chmod(int(f["permissions"], 8))
+
+
+def server_root(tmp_path, material, role="master"):
+    """The server's files as cloud-config writes them, under tmp_path/root,
+    plus the config drive's network_data.json; and its config."""
+    s = load_settings()
+    facts = make_facts(material) if role == "master" else node_facts(make_facts(material))
+    root = tmp_path / "root"
+    config = yaml.safe_load(render_rooted(f"{role}.yaml.j2", role, s, facts, root))
+    write_files(config)
     rooted = rooted_layout(root)
     data = Path(rooted.CONFIG_DRIVE_MOUNT) / layout.NETWORK_DATA
     data.parent.mkdir(parents=True)
     data.write_text(json.dumps(NETWORK_CASES["three-static-nics-xen-names"][0]))
+    return root, rooted, config
+
+
+def master_root(tmp_path, material):
+    root, rooted, _ = server_root(tmp_path, material)
     return root, rooted
 
 
@@ -817,6 +829,39 @@ def test_a_kubeadm_init_that_failed_after_admin_conf_is_reset_and_run_again(mate
     third = bootstrap()
     assert third.returncode == 0, third.stderr
     assert [line.split()[1] for line in log.read_text().splitlines()] == calls   # never again once done
+
+
+@pytest.mark.parametrize("role", ["master", "node"])
+def test_a_second_cloud_config_run_at_reboot_changes_nothing(material, tmp_path, role):
+    """coreos-cloudinit runs the user data at every boot: it writes the files
+    again and kube-start starts the bootstrap again. kubeadm init or join
+    must not run again, and the cluster's PKI must stay as it is."""
+    _tool("jq", "jq")
+    root, rooted, config = server_root(tmp_path, material, role)
+    stub_bin(Path(rooted.BIN_DIR), ["kubeadm", "kubectl"])
+    stub_bin(tmp_path / "sbin", [], noop=["modprobe", "sysctl", "systemctl"])
+    health = tmp_path / "health"
+    health.mkdir()
+    env = {"PATH": f"{tmp_path / 'sbin'}:/usr/sbin:/usr/bin:/sbin:/bin", "TESTCLOUD_SERVER_ROOT": str(root),
+           "TESTCLOUD_HEALTH_DIR": str(health), "TESTCLOUD_SERVER_NAME": f"kubernetes-{role}",
+           "HOME": str(tmp_path)}
+    log = root / "var/log/kubeadm-stub.log"
+
+    def bootstrap():
+        return subprocess.run(["bash", rooted.BOOTSTRAP_SCRIPT], env=env, capture_output=True, text=True, timeout=60)
+
+    first = bootstrap()
+    assert first.returncode == 0, first.stderr
+    calls = [line.split()[1] for line in log.read_text().splitlines()]
+    assert calls == (["init"] if role == "master" else ["join"])
+    pki = {p: p.read_bytes() for p in (root / "etc/kubernetes").rglob("*") if p.is_file()}
+
+    write_files(config)   # the next boot's cloud-config run
+    second = bootstrap()
+    assert second.returncode == 0, second.stderr
+    assert [line.split()[1] for line in log.read_text().splitlines()] == calls
+    assert {p: p.read_bytes() for p in (root / "etc/kubernetes").rglob("*") if p.is_file()} == pki
+    assert Path(rooted.DONE_MARKER).exists()
 
 
 def test_containerd_gets_the_pause_image_kubeadm_lists_before_the_kubelet_starts(material, tmp_path):
