@@ -103,9 +103,14 @@ UNIT_LOCKSMITHD = "locksmithd.service"
 
 # Units whose start job can last minutes: the release download retries until
 # it succeeds, the bootstrap runs kubeadm, and the kubelet is ordered after the
-# release. coreos-cloudinit waits for every `command: start` it issues (no
-# timeout) and is itself killed after 10 minutes, so these are only enabled
-# and started by UNIT_START with --no-block, never by `command: start`.
+# release. coreos-cloudinit waits for the job of every `command: start` it
+# issues. On Flatcar's OpenStack image it runs as oem-cloudinit.service
+# (--oem=ec2-compat, no start timeout; flatcar/init): multi-user.target would
+# wait for the cluster. On other images (legacy Rackspace) it runs as
+# user-configdrive.service, killed after 10 minutes (TimeoutSec=10min in
+# coreos-cloudinit's units/). So these are only enabled and started by
+# UNIT_START with --no-block, never by `command: start` (README, "What a real
+# boot taught us").
 LONG_UNITS = (UNIT_RELEASE, UNIT_BOOTSTRAP, UNIT_KUBELET)
 
 ROLES = ("master", "node")

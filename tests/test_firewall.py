@@ -253,3 +253,28 @@ def test_firewall_is_up_before_kubernetes_and_at_every_boot(material, role):
     assert f"cat {layout.FIREWALL_RULES}" in script and "| nft -f -" in script
     # Interfaces are found by address (the Cloud Network's by NOVA_NETWORK's CIDR), never by name.
     assert not re.search(r"\beth\d\b", script + files[layout.FIREWALL_RULES])
+
+
+def test_loading_the_firewall_again_leaves_one_ruleset(material, tmp_path):
+    """kube-firewall.service runs at every boot, and cloud-config (which runs
+    again at every boot) may find it loaded: a second load in the same
+    namespace replaces the table, it does not add to it."""
+    files, _ = render(material, "master")
+    text = boot_transaction(files)
+    once = loaded(text, tmp_path)
+    path = tmp_path / "boot.nft"
+    nft = _nft()
+    result = subprocess.run(["unshare", "--net", "sh", "-c",
+                             f'"{nft}" -f "{path}" && "{nft}" -f "{path}" && '
+                             f'"{nft}" -j list table inet {layout.FIREWALL_TABLE}'],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+    def without_handles(value):   # the kernel numbers a new table's objects anew
+        if isinstance(value, dict):
+            return {k: without_handles(v) for k, v in value.items() if k != "handle"}
+        if isinstance(value, list):
+            return [without_handles(v) for v in value]
+        return value
+
+    assert without_handles(json.loads(result.stdout)["nftables"]) == without_handles(once)

@@ -70,15 +70,6 @@ def render_both(s, facts):
     }
 
 
-def normalise_keys(value):
-    """coreos-cloudinit reads every mapping key with '-' as '_'."""
-    if isinstance(value, dict):
-        return {k.replace("-", "_"): normalise_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [normalise_keys(v) for v in value]
-    return value
-
-
 def files_of(config):
     return {f["path"]: f for f in config.get("write_files", [])}
 
@@ -150,21 +141,45 @@ def test_every_config_is_cloud_config_that_passes_the_schema(rendered):
     _, _, texts = rendered
     for role, text in texts.items():
         assert text.startswith("#cloud-config\n"), role
-        config = yaml.safe_load(text)
-        jsonschema.validate(normalise_keys(config), SCHEMA)
+        # As written: coreos-cloudinit maps no '-' to '_' (schema's header).
+        jsonschema.validate(yaml.safe_load(text), SCHEMA)
 
 
 def test_schema_rejects_what_coreos_cloudinit_does_not_document(rendered):
     _, _, texts = rendered
-    config = normalise_keys(yaml.safe_load(texts["node"]))
+    config = yaml.safe_load(texts["node"])
     for bad in (
         {**config, "runcmd": ["echo hi"]},
         {**config, "write_files": [{**config["write_files"][0], "permissions": 384}]},
         {**config, "write_files": [{"path": "/usr/bin/x", "content": ""}]},
         {**config, "coreos": {**config["coreos"], "update": {"reboot_strategy": False}}},
+        {**config, "coreos": {**config["coreos"], "update": {"reboot_strategy": "best-effort"}}},
         {**config, "coreos": {**config["coreos"], "units": [{"name": "x.service", "command": "enable"}]}},
     ):
         with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, SCHEMA)
+
+
+def test_schema_refuses_hyphenated_keys_that_coreos_cloudinit_ignores(rendered):
+    """yaml.v3 reads only the struct tags: `drop-ins` and friends are dropped
+    without a word on the server, so the schema refuses them."""
+    _, _, texts = rendered
+    config = yaml.safe_load(texts["master"])
+    jsonschema.validate(config, SCHEMA)
+    units = config["coreos"]["units"]
+    with_dropins = next(i for i, u in enumerate(units) if "drop_ins" in u)
+    hyphenated = [
+        {**config, "coreos": {**config["coreos"], "update": {"reboot-strategy": "off"}}},
+        {**config, "users": [{"name": "core", "ssh-authorized-keys": ["ssh-ed25519 AAAA"]}]},
+        {**config, "ssh-authorized-keys": ["ssh-ed25519 AAAA"]},
+        {**config, "write-files": config["write_files"]},
+        {**config, "coreos": {**config["coreos"], "units": [
+            *units[:with_dropins],
+            {("drop-ins" if k == "drop_ins" else k): v for k, v in units[with_dropins].items()},
+            *units[with_dropins + 1:]]}},
+    ]
+    for bad in hyphenated:
+        with pytest.raises(jsonschema.ValidationError, match="-"):
             jsonschema.validate(bad, SCHEMA)
 
 
@@ -178,7 +193,7 @@ def test_hostnames_are_the_server_names(rendered):
 def test_updates_never_reboot_the_servers(rendered):
     _, _, texts = rendered
     for text in texts.values():
-        update = normalise_keys(yaml.safe_load(text))["coreos"]["update"]
+        update = yaml.safe_load(text)["coreos"]["update"]
         assert update["reboot_strategy"] == "off"
 
 
@@ -186,7 +201,7 @@ def test_the_cluster_key_is_authorized_for_core(rendered):
     _, facts, texts = rendered
     for text in texts.values():
         users = yaml.safe_load(text)["users"]
-        assert users == [{"name": "core", "ssh-authorized-keys": [facts.ssh_public_key]}]
+        assert users == [{"name": "core", "ssh_authorized_keys": [facts.ssh_public_key]}]
 
 
 # --- shellcheck -----------------------------------------------------------------
@@ -261,7 +276,7 @@ def verify_units(tmp_path, config):
             continue   # a command (or mask) on one of Flatcar's units
         (etc / unit["name"]).write_text(unit["content"])
         binaries.update(_exec_binaries(unit["content"]))
-        for dropin in unit.get("drop-ins", []):
+        for dropin in unit.get("drop_ins", []):
             (etc / f"{unit['name']}.d").mkdir(exist_ok=True)
             (etc / f"{unit['name']}.d" / dropin["name"]).write_text(dropin["content"])
             binaries.update(_exec_binaries(dropin["content"]))
@@ -321,9 +336,11 @@ _DEPENDENCY = re.compile(r"^(Requires|Wants|BindsTo|Requisite|After)=(.*)$", re.
 
 
 def test_no_unit_start_waits_for_a_long_unit(rendered):
-    """coreos-cloudinit waits for each `command: start` without a timeout
-    and is killed after 10 minutes: nothing it starts may wait for the
-    download or kubeadm. The long units start from one --no-block call."""
+    """coreos-cloudinit waits for each `command: start`: killed after 10
+    minutes as user-configdrive.service (legacy images), holding up
+    multi-user.target as oem-cloudinit.service (OpenStack image). Nothing it
+    starts may wait for the download or kubeadm; the long units start from
+    one --no-block call."""
     _, _, texts = rendered
     long_units = set(layout.LONG_UNITS)
     for role, text in texts.items():
@@ -344,8 +361,9 @@ def test_no_unit_start_waits_for_a_long_unit(rendered):
 
 def test_locksmithd_is_stopped_and_masked_before_anything_else(rendered):
     """locksmithd read its strategy (default: reboot) before cloud-config ran,
-    and coreos-cloudinit stops it for reboot-strategy "off" only after our
-    own unit commands: our first unit entry must stop and mask it."""
+    and coreos-cloudinit stops it for reboot_strategy "off" only after our
+    own unit commands, with a mask in /run: our first unit entry must stop
+    it and mask it in /etc (system/update.go, initialize/config.go)."""
     _, _, texts = rendered
     for role, text in texts.items():
         first = yaml.safe_load(text)["coreos"]["units"][0]
@@ -746,22 +764,32 @@ def stub_bin(directory, commands, noop=()):
         path.chmod(0o755)
 
 
-def master_root(tmp_path, material):
-    """The master's files as cloud-config writes them, under tmp_path/root,
-    plus the config drive's network_data.json."""
-    s = load_settings()
-    facts = make_facts(material)
-    root = tmp_path / "root"
-    config = yaml.safe_load(render_rooted("master.yaml.j2", "master", s, facts, root))
+def write_files(config):
+    """What coreos-cloudinit does with write_files, at every boot."""
     for f in config["write_files"]:
         path = Path(f["path"])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f["content"])
         path.chmod(int(f["permissions"], 8))
+
+
+def server_root(tmp_path, material, role="master"):
+    """The server's files as cloud-config writes them, under tmp_path/root,
+    plus the config drive's network_data.json; and its config."""
+    s = load_settings()
+    facts = make_facts(material) if role == "master" else node_facts(make_facts(material))
+    root = tmp_path / "root"
+    config = yaml.safe_load(render_rooted(f"{role}.yaml.j2", role, s, facts, root))
+    write_files(config)
     rooted = rooted_layout(root)
     data = Path(rooted.CONFIG_DRIVE_MOUNT) / layout.NETWORK_DATA
     data.parent.mkdir(parents=True)
     data.write_text(json.dumps(NETWORK_CASES["three-static-nics-xen-names"][0]))
+    return root, rooted, config
+
+
+def master_root(tmp_path, material):
+    root, rooted, _ = server_root(tmp_path, material)
     return root, rooted
 
 
@@ -801,6 +829,39 @@ def test_a_kubeadm_init_that_failed_after_admin_conf_is_reset_and_run_again(mate
     third = bootstrap()
     assert third.returncode == 0, third.stderr
     assert [line.split()[1] for line in log.read_text().splitlines()] == calls   # never again once done
+
+
+@pytest.mark.parametrize("role", ["master", "node"])
+def test_a_second_cloud_config_run_at_reboot_changes_nothing(material, tmp_path, role):
+    """coreos-cloudinit runs the user data at every boot: it writes the files
+    again and kube-start starts the bootstrap again. kubeadm init or join
+    must not run again, and the cluster's PKI must stay as it is."""
+    _tool("jq", "jq")
+    root, rooted, config = server_root(tmp_path, material, role)
+    stub_bin(Path(rooted.BIN_DIR), ["kubeadm", "kubectl"])
+    stub_bin(tmp_path / "sbin", [], noop=["modprobe", "sysctl", "systemctl"])
+    health = tmp_path / "health"
+    health.mkdir()
+    env = {"PATH": f"{tmp_path / 'sbin'}:/usr/sbin:/usr/bin:/sbin:/bin", "TESTCLOUD_SERVER_ROOT": str(root),
+           "TESTCLOUD_HEALTH_DIR": str(health), "TESTCLOUD_SERVER_NAME": f"kubernetes-{role}",
+           "HOME": str(tmp_path)}
+    log = root / "var/log/kubeadm-stub.log"
+
+    def bootstrap():
+        return subprocess.run(["bash", rooted.BOOTSTRAP_SCRIPT], env=env, capture_output=True, text=True, timeout=60)
+
+    first = bootstrap()
+    assert first.returncode == 0, first.stderr
+    calls = [line.split()[1] for line in log.read_text().splitlines()]
+    assert calls == (["init"] if role == "master" else ["join"])
+    pki = {p: p.read_bytes() for p in (root / "etc/kubernetes").rglob("*") if p.is_file()}
+
+    write_files(config)   # the next boot's cloud-config run
+    second = bootstrap()
+    assert second.returncode == 0, second.stderr
+    assert [line.split()[1] for line in log.read_text().splitlines()] == calls
+    assert {p: p.read_bytes() for p in (root / "etc/kubernetes").rglob("*") if p.is_file()} == pki
+    assert Path(rooted.DONE_MARKER).exists()
 
 
 def test_containerd_gets_the_pause_image_kubeadm_lists_before_the_kubelet_starts(material, tmp_path):

@@ -366,6 +366,7 @@ def cmd_kubeadm(args):
                 after PHASE.
       reset -f  removes what kubeadm reset removes: manifests, pki (the CA
                 too), the kubeconfigs, /var/lib/etcd, /var/lib/kubelet.
+      join      writes kubelet.conf, as a finished join does.
       config images list --kubernetes-version V   kubeadm 1.34's images.
     Every call is logged to <root>/var/log/kubeadm-stub.log."""
     root = os.environ.get("TESTCLOUD_SERVER_ROOT")
@@ -401,6 +402,12 @@ def cmd_kubeadm(args):
                 os.unlink(os.path.join(etc, name))
         shutil.rmtree(etcd, ignore_errors=True)
         shutil.rmtree(os.path.join(root, "var/lib/kubelet"), ignore_errors=True)
+        return 0
+    if words[:1] == ["join"]:
+        # What a finished join leaves: the kubelet's kubeconfig (TLS bootstrap).
+        os.makedirs(etc, exist_ok=True)
+        with open(os.path.join(etc, "kubelet.conf"), "w") as f:
+            f.write("# kubeconfig (kubeadm stub)\n")
         return 0
     if words[:1] != ["init"]:
         return 0
