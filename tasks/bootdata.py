@@ -1,10 +1,12 @@
 """The seam between the cloud stages and the cloud-config: the user data one
 server boots with, as the bytes Nova gets (before base64).
 
-`BootData(s, release).user_data(role, index, master_ip)` gathers the facts a
+`BootData(s, release, kind).user_data(role, index, master_ip)` gathers the facts a
 server needs (userdata.ClusterFacts: the release temp URL, sha256 and version, the
 cluster key, the PKI from the state dir, and for nodes their index and the
 master's Cloud Network address) and hands them to userdata.render / encode.
+`kind` is the cloud kind's NAME (kinds.of(cloud).NAME): always given, never
+assumed.
 """
 
 import dataclasses
@@ -36,7 +38,7 @@ class BootData:
     (release, cluster key, PKI) are gathered once, at the first server that
     needs them; thread-safe, so node creates can render in parallel."""
 
-    def __init__(self, s, release, kind="legacy"):
+    def __init__(self, s, release, kind):
         self.s = s
         self.kind = kind
         self._release = release
@@ -88,6 +90,6 @@ class BootData:
         return userdata.encode(text, names.master_name(self.s) if role == "master" else names.node_name(self.s, index))
 
 
-def user_data(s, role, index, release, master_ip, attach=None, kind="legacy"):
+def user_data(s, role, index, release, master_ip, attach, kind):
     """One server's user data (BootData for many)."""
     return BootData(s, release, kind).user_data(role, index, master_ip, attach)

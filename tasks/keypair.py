@@ -1,45 +1,10 @@
 """inv keypair: the local key ~/.ssh/SSH_KEY_NAME (generated when missing)
-registered with Nova as INSTANCE_PREFIX-SSH_KEY_NAME."""
+registered with Nova as INSTANCE_PREFIX-SSH_KEY_NAME (tasks/keypairs.py)."""
 
 from invoke import task
 
-from . import lazy, lock, names, progress, settings
+from . import keypairs, lock, settings
 from .cloud import Cloud
-from .errors import CloudError
-
-sshkeys = lazy.module("tasks.sshkeys")
-
-
-def decide(name, local, remote):
-    """Pure: 'create' when Nova has no keypair `name`, 'reuse' when it holds
-    our key; another key is an error: we never boot servers with a key we do
-    not hold. `remote` is (name, public_key, fingerprint) or None."""
-    if remote is None:
-        return "create"
-    if remote[2] != local.fingerprint:
-        raise CloudError(
-            f"Nova keypair {name} holds another key (fingerprint {remote[2]}) than {local.public_path} "
-            f"({local.fingerprint}); delete that keypair (nova keypair-delete {name}) if it is stale, "
-            "or set SSH_KEY_NAME to the key it was made from")
-    return "reuse"
-
-
-def ensure(s, cloud):
-    """The Nova keypair name, registered from the local public key if needed."""
-    from .cloudservers import for_cloud
-
-    local = sshkeys.ensure_local(s)
-    if local.created:
-        progress.info(f"generated {s.SSH_KEY_TYPE} key {local.private_path} ({local.fingerprint})")
-    nova = for_cloud(cloud)
-    name = names.keypair_name(s)
-    if decide(name, local, nova.keypair(name)) == "create":
-        # A concurrent run may win the race: compare what Nova then holds.
-        decide(name, local, nova.create_keypair(name, local.public_key))
-        progress.info(f"registered keypair {name} ({local.fingerprint})")
-    else:
-        progress.info(f"keypair {name} exists with the key of {local.public_path}")
-    return name
 
 
 @task
@@ -47,4 +12,4 @@ def ensure(s, cloud):
 def keypair(c):
     """Generate ~/.ssh/SSH_KEY_NAME if missing; register it with Nova."""
     s = settings.load()
-    print(ensure(s, Cloud(s)))
+    print(keypairs.ensure(s, Cloud(s)))

@@ -11,7 +11,10 @@ servers' own nftables firewall (kube-firewall.service) closes PublicNet.
 See kinds.py for what each name here means.
 """
 
-from . import names
+from dataclasses import dataclass
+
+from . import names, progress
+from .errors import CloudError
 from .kinds import Attach, Target
 
 NAME = "legacy"
@@ -23,10 +26,51 @@ IMAGE_UPLOAD_REFUSED = ("legacy Rackspace (Identity v2.0) cannot take a Flatcar 
 NO_IMAGE_TODO = 'set KUBE_IMAGE to a Flatcar image of yours (README: "Flatcar on legacy Rackspace")'
 
 
-def prepare(s, cloud):
-    from . import keypair, network
+@dataclass(frozen=True)
+class NetworkPlan:
+    action: str            # "reuse", "create", "add-subnet"
+    network_id: str = ""
 
-    return Target(network_id=network.ensure(s, cloud), key_name=keypair.ensure(s, cloud))
+
+def network_plan(label, cidr, networks, subnets_of):
+    """Pure: what to do, given the networks labelled `label` and
+    `subnets_of(network_id)` -> that network's subnets. A network of our label
+    with another CIDR is an error, never a silent reuse."""
+    if len(networks) > 1:
+        ids = ", ".join(n["id"] for n in networks)
+        raise CloudError(f"several Cloud Networks are labelled {label} ({ids}); delete the extra ones "
+                         "or set NOVA_NETWORK_LABEL to another label")
+    if not networks:
+        return NetworkPlan("create")
+    net = networks[0]
+    cidrs = sorted({sn.get("cidr") for sn in subnets_of(net["id"]) if sn.get("ip_version", 4) == 4})
+    if not cidrs:
+        return NetworkPlan("add-subnet", net["id"])
+    if cidrs != [str(cidr)]:
+        raise CloudError(
+            f"Cloud Network {label} ({net['id']}) has the subnet {', '.join(cidrs)}, but NOVA_NETWORK is {cidr}; "
+            f"set NOVA_NETWORK={cidrs[0]}, or set NOVA_NETWORK_LABEL to another label, or delete that network")
+    return NetworkPlan("reuse", net["id"])
+
+
+def prepare_network(s, cloud):
+    """The Cloud Network (NOVA_NETWORK_LABEL, one subnet of NOVA_NETWORK),
+    created when missing."""
+    from .cloudnetworks import CloudNetworks
+
+    api = CloudNetworks(cloud)
+    label = names.network_label(s)
+    decision = network_plan(label, s.NOVA_NETWORK, api.networks(label), api.subnets)
+    network_id = decision.network_id
+    if decision.action == "create":
+        network_id = api.create_network(label)["id"]
+        progress.info(f"created Cloud Network {label} ({network_id})")
+    if decision.action in ("create", "add-subnet"):
+        api.create_subnet(network_id, names.subnet_name(s), s.NOVA_NETWORK)
+        progress.info(f"created subnet {s.NOVA_NETWORK} on {label}")
+    else:
+        progress.info(f"Cloud Network {label} ({network_id}, {s.NOVA_NETWORK}) exists; reusing it")
+    return Target(network_id=network_id)
 
 
 def attach(s, cloud, target, want):
@@ -64,7 +108,6 @@ def exposure(s):
 
 
 def network_rows(s, cloud):
-    from . import network
     from .cloudnetworks import CloudNetworks
 
     api = CloudNetworks(cloud)
@@ -77,7 +120,7 @@ def network_rows(s, cloud):
             rows.append(("network", label, f"{net['id']} {cidrs}"))
     else:
         rows.append(("network", label, "none"))
-    decision = network.plan(label, s.NOVA_NETWORK, networks, api.subnets)
+    decision = network_plan(label, s.NOVA_NETWORK, networks, api.subnets)
     return rows, {"network": decision.action}
 
 

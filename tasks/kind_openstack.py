@@ -167,11 +167,9 @@ def _api(cloud):
     return CloudNetworks(cloud)
 
 
-def prepare(s, cloud):
-    """Network, subnet, router, security group (and keypair): found by name
-    and tag, made when missing."""
-    from . import keypair
-
+def prepare_network(s, cloud):
+    """Network, subnet, router, security group: found by name and tag, made
+    when missing."""
     api = _api(cloud)
     tag = names.neutron_tag(s)
     external = api.external_network(s.EXTERNAL_NETWORK)
@@ -203,9 +201,8 @@ def prepare(s, cloud):
         progress.info(f"created security group {gname} ({group['id']})")
     for rule in missing_rules(wanted_rules(s), group.get("security_group_rules") or [], group["id"]):
         api.create_rule(group["id"], rule)
-    return Target(network_id=net["id"], key_name=keypair.ensure(s, cloud), subnet_id=subnet["id"],
-                  security_group_id=group["id"], external_network_id=external["id"],
-                  flavors=flavor_choice(s, cloud))
+    return Target(network_id=net["id"], subnet_id=subnet["id"], security_group_id=group["id"],
+                  external_network_id=external["id"])
 
 
 def flavor_choice(s, cloud):

@@ -5,7 +5,10 @@ Each kind is a module with the same names (kind_legacy, kind_openstack):
   NAME                           'legacy' or 'openstack'
   IMAGE_UPLOAD_REFUSED           why `inv image` cannot upload here (one line), or None
   NO_IMAGE_TODO                  what to do when KUBE_IMAGE's default finds no Flatcar image
-  prepare(s, cloud) -> Target    the cluster's network (and keypair) before any server
+  prepare_network(s, cloud) -> Target
+                                 the cluster's network (all of it: `inv network`
+                                 makes what `inv up` makes), before any server;
+                                 the keypair and flavors are added by prepare()
   attach(s, cloud, target, want) -> Attach
                                  the NICs a server boots with, and the addresses
                                  known before it boots (ports, floating IP)
@@ -24,7 +27,8 @@ Each kind is a module with the same names (kind_legacy, kind_openstack):
                                  what the cloud-config templates need to know about
                                  the networks (the `net` namespace in templates)
 
-Stages call `kinds.of(cloud)` and these; they never test the kind.
+Stages call `kinds.of(cloud)` and these; they never test the kind, and
+nothing picks a kind by default: it is the cloud's (credentials.kind_of).
 """
 
 from dataclasses import dataclass
@@ -32,9 +36,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Target:
-    """Where servers boot, resolved once per run by prepare()."""
+    """Where servers boot, resolved once per run by prepare() (by the
+    kind's prepare_network alone: no keypair or flavors yet)."""
     network_id: str
-    key_name: str
+    key_name: str = ""
     subnet_id: str = ""
     security_group_id: str = ""
     external_network_id: str = ""
@@ -71,17 +76,38 @@ class Reach:
     public_ip: str = ""
 
 
+KIND_NAMES = ("legacy", "openstack")
+
+
 def named(name):
+    """The kind module called `name`; any other name is a bug, never the
+    legacy cloud by default."""
     if name == "openstack":
         from . import kind_openstack
 
         return kind_openstack
-    from . import kind_legacy
+    if name == "legacy":
+        from . import kind_legacy
 
-    return kind_legacy
+        return kind_legacy
+    raise ValueError(f"cloud kind must be one of {KIND_NAMES}, got {name!r}")
 
 
 def of(cloud):
-    """The kind module of an authenticated Cloud (cloud.kind, from the
-    identity API or CLOUD_KIND)."""
-    return named(getattr(cloud, "kind", "legacy"))
+    """The kind module of a Cloud (cloud.kind, from the identity API or
+    CLOUD_KIND)."""
+    return named(cloud.kind)
+
+
+def prepare(s, cloud):
+    """Where the cluster's servers boot (Target): the kind's network, the
+    keypair (the same on both kinds) and the flavors the kind picks.
+    `inv master`, `inv nodes` and `inv up` each call it, so every stage
+    run alone finds or makes what `inv up` would."""
+    import dataclasses
+
+    from . import keypairs
+
+    kind = of(cloud)
+    target = kind.prepare_network(s, cloud)
+    return dataclasses.replace(target, key_name=keypairs.ensure(s, cloud), flavors=kind.flavor_choice(s, cloud))

@@ -55,7 +55,8 @@ def ensure(s, cloud, release, target):
                                   metadata=servers.metadata(s, want),
                                   reach=kinds.Reach(address=attach.public_ip or "", cluster_ip=attach.cluster_ip,
                                                     public_ip=attach.public_ip or ""))
-    return wait_for_address(s, nova, want.name)
+    # Reached as the cloud kind says (its public address, how SSH gets in).
+    return kind.reach(s, cloud, [wait_for_address(s, nova, want.name)])[0]
 
 
 def cluster_ip(s, srv):
@@ -94,6 +95,6 @@ def master(c):
     """Boot the master (or reuse it) and print its name and Cloud Network address."""
     s = settings.load()
     cloud = Cloud(s)
-    target = nodes.prepare(s, cloud)
+    target = kinds.prepare(s, cloud)
     srv = ensure(s, cloud, bootdata.lazy_release(s, cloud), target)
     print(f"{srv.name}\t{srv.status}\t{srv.public_ip or ''}\t{cluster_ip(s, srv)}")

@@ -229,12 +229,6 @@ def prune_surplus(s, cloud, master):
     return removed
 
 
-def prepare(s, cloud):
-    """The cluster's network and the keypair (kinds.Target), as the cloud
-    kind makes them; `inv master` and `inv nodes` need them alone too."""
-    return kinds.of(cloud).prepare(s, cloud)
-
-
 @task(help={"num_nodes": "number of nodes (NUM_NODES); raise it and re-run to add nodes",
             "prune": "drain and remove the nodes above NUM_NODES (highest index first)"})
 @lock.writer
@@ -242,7 +236,7 @@ def nodes(c, num_nodes=None, prune=False):
     """Boot the missing nodes and wait until master and nodes are ACTIVE; --prune removes extra ones."""
     s = settings.load(flags={"NUM_NODES": num_nodes})
     cloud = Cloud(s)
-    target = prepare(s, cloud)
+    target = kinds.prepare(s, cloud)
     master = find_master(s, cloud)
     booting = ensure(s, cloud, bootdata.lazy_release(s, cloud), target, master.cluster_ip, pruning=prune)
     ready = wait_active(s, cloud, [master.name] + booting.names, booting.failures)

@@ -61,7 +61,7 @@ def planned_release(s, cloud):
     return found, f"{path}, not uploaded yet (the URL gets its signature at upload)"
 
 
-def write_user_data(s, cloud, found, kind_name="legacy"):
+def write_user_data(s, cloud, found, kind_name):
     """Render every server's user data into STATE/plan/; returns the paths."""
     rel, origin = planned_release(s, cloud)
     from .master import cluster_ip

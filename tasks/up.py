@@ -70,7 +70,7 @@ def up(c, no_checks=False, kubeconfig=None):
     s = settings.load()
     cloud = Cloud(s)
     tarball = preflight(s, cloud)
-    target = nodes.prepare(s, cloud)
+    target = kinds.prepare(s, cloud)
     # Without a tarball the stages have nothing to create; should a server
     # fail meanwhile, the lazy release stops them with find_tarball's line.
     rel = upload.publish(s, cloud) if tarball else bootdata.lazy_release(s, cloud)

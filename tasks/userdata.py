@@ -99,7 +99,7 @@ class ClusterFacts:
     node_index: int = 0
     bootstrap_token_expires: str = ""
     # The cloud kind's template facts (kind_*.template_facts): the `net`
-    # namespace of the templates; None: the legacy cloud's.
+    # namespace of the templates. Required: no kind is assumed.
     net: dict = field(default=None, compare=False)
 
     @classmethod
@@ -170,6 +170,8 @@ def _check_facts(role, facts):
         raise ValueError("bootstrap_token must match [a-z0-9]{6}.[a-z0-9]{16}")
     if role == "master" and not _RFC3339_UTC.match(facts.bootstrap_token_expires or ""):
         raise ValueError("bootstrap_token_expires must be a UTC time like 2030-01-02T03:04:05Z")
+    if not facts.net:
+        raise ValueError("net must hold the cloud kind's template facts (kind_*.template_facts)")
     if not re.match(r"^https?://", facts.release_url or ""):
         raise ValueError("release_url must be an http(s) URL")
     if role == "node":
@@ -201,14 +203,8 @@ def context(role, s, facts):
         "cni": CNI_PLUGINS,
         "flannel": SimpleNamespace(**vars(FLANNEL), iface_regex=ip_regex(s.NOVA_NETWORK)),
         "firewall": SimpleNamespace(nodeports=bool(s.PUBLIC_NODEPORTS)),
-        "net": SimpleNamespace(**(facts.net or _legacy_net(s, role))),
+        "net": SimpleNamespace(**facts.net),
     }
-
-
-def _legacy_net(s, role):
-    from . import kind_legacy
-
-    return kind_legacy.template_facts(s, role)
 
 
 def render(role, s, facts):

@@ -20,7 +20,7 @@ import subprocess
 import pytest
 import yaml
 
-from tasks import layout, pki, settings, userdata
+from tasks import kind_legacy, layout, pki, settings, userdata
 
 PUBLIC_IF, SERVICENET_IF, CLOUD_IF = "eth0", "eth1", "eth2"
 
@@ -41,7 +41,8 @@ def render(material, role, **flags):
     s = settings.load(environ={}, flags=flags)
     facts = userdata.ClusterFacts.from_pki(
         material, kube_version="v1.31.4", release_url="https://storage.example.invalid/r.tgz",
-        release_sha256="ab" * 32, ssh_public_key="ssh-ed25519 AAAAC3NzaTestOnly test")
+        release_sha256="ab" * 32, ssh_public_key="ssh-ed25519 AAAAC3NzaTestOnly test",
+        net=kind_legacy.template_facts(s, role))
     if role == "node":
         facts = facts.__class__(**{**facts.__dict__, "master_ip": "192.168.0.5", "node_index": 1})
     config = yaml.safe_load(userdata.render(role, s, facts))

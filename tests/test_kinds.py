@@ -17,8 +17,12 @@ def load(**environ):
 
 def test_kind_modules_are_picked_by_name_only():
     assert kinds.named("openstack") is kind_openstack and kinds.named("legacy") is kind_legacy
+    # No kind by default: an unknown or missing name is a bug, not the legacy cloud.
+    for name in ("", None, "Legacy", "flex"):
+        with pytest.raises(ValueError, match="cloud kind must be one of"):
+            kinds.named(name)
     for module in (kind_legacy, kind_openstack):
-        for name in ("NAME", "prepare", "attach", "reach", "flavor_choice", "exposure", "network_rows", "inventory",
+        for name in ("NAME", "prepare_network", "attach", "reach", "flavor_choice", "exposure", "network_rows", "inventory",
                      "remove_network", "release_endpoint", "template_facts", "IMAGE_UPLOAD_REFUSED",
                      "NO_IMAGE_TODO"):
             assert hasattr(module, name), (module.__name__, name)

@@ -221,6 +221,40 @@ def test_build_up_status_ssh_kubeconfig_down_leaves_the_account_as_it_was(test_c
     assert f"rackspace_{prefix}" not in {c["name"] for c in config["contexts"]}
 
 
+def test_the_seed_stages_one_at_a_time_build_what_up_builds(test_cloud, built):
+    """The seed's order, each stage alone: `inv upload`, `inv network`,
+    `inv keypair`, `inv master`, `inv nodes` build the cluster `inv up`
+    builds (the Cloud Network with its subnet, the keypair, the servers on
+    it); a following `inv up` creates nothing and its checks pass, and
+    `inv down` leaves the account as it was."""
+    env = built
+    prefix = env["INSTANCE_PREFIX"]
+    before = resources(test_cloud)
+
+    run_inv(["upload"], env)
+    network = run_inv(["network"], env)
+    made = resources(test_cloud)
+    assert (len(made["networks"] - before["networks"]), len(made["subnets"] - before["subnets"])) == (1, 1)
+    assert made["networks"] - before["networks"] == {network.stdout.strip().splitlines()[-1]}
+    assert "created" not in run_inv(["network"], env).stdout          # a re-run reuses it
+    keypair = run_inv(["keypair"], env)
+    assert keypair.stdout.strip().splitlines()[-1] == f"{prefix}-id_kubernetes"
+    master = run_inv(["master"], env)
+    assert master.stdout.strip().splitlines()[-1].startswith(f"{prefix}-master\t")
+    run_inv(["nodes"], env)
+    assert cluster(test_cloud, prefix) == [f"{prefix}-master", f"{prefix}-node-1", f"{prefix}-node-2"]
+    built_cluster = resources(test_cloud)
+    assert built_cluster["networks"] == made["networks"]
+
+    up = run_inv(["up"], env)
+    assert "created" not in up.stdout.replace("already created", "") and f"cluster {prefix} is up" in up.stdout
+    assert resources(test_cloud) == built_cluster
+
+    down = run_inv(["down", "--yes"], env)
+    assert f"Cloud Network {prefix}-pool-net (" in down.stdout
+    assert resources(test_cloud) == before
+
+
 def test_status_says_when_the_temp_url_expires(test_cloud, built):
     env = built
     run_inv(["upload"], env)

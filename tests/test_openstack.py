@@ -75,6 +75,30 @@ def neutron(bed, kind, **query):
     return out[kind.replace("-", "_")]
 
 
+def cluster_shape(bed, prefix):
+    """What one cluster holds in the project, by kind: the names of the
+    Neutron resources carrying its tag, how many router interfaces its
+    network has, any network of its name without the tag, and its servers."""
+    tag = f"kube-rackspace-cluster={prefix}"
+    shape = {kind: sorted(r.get("name") or "" for r in neutron(bed, kind, tags=tag)) for kind in NEUTRON}
+    named = neutron(bed, "networks", name=f"{prefix}-pool-net")
+    shape["untagged networks"] = [n["id"] for n in named if tag not in n["tags"]]
+    shape["router interfaces"] = sum(p["device_owner"] == "network:router_interface"
+                                     for n in named for p in neutron(bed, "ports", network_id=n["id"]))
+    shape["servers"] = sorted(s["name"] for s in nova_servers(bed) if s["name"].startswith(prefix + "-"))
+    return shape
+
+
+def up_shape(prefix, nodes=2):
+    """cluster_shape of what `inv up` builds (checked on `up` itself in
+    test_plan_up_status_down_on_openstack)."""
+    names = [f"{prefix}-master"] + [f"{prefix}-node-{i}" for i in range(1, nodes + 1)]
+    return {"networks": [f"{prefix}-pool-net"], "subnets": [f"{prefix}-pool-net-subnet"],
+            "routers": [f"{prefix}-router"], "ports": sorted(f"{n}-port" for n in names),
+            "floatingips": [""], "security-groups": [f"{prefix}-cluster"],
+            "untagged networks": [], "router interfaces": 1, "servers": names}
+
+
 def test_plan_up_status_down_on_openstack(bed, os_env):
     env = os_env
     prefix = env["INSTANCE_PREFIX"]
@@ -108,6 +132,7 @@ def test_plan_up_status_down_on_openstack(bed, os_env):
     assert [f["port_id"] for f in fips] == [ports[f"{prefix}-master-port"]["id"]]
     master_fip = fips[0]["floating_ip_address"]
     assert f"floating IP {master_fip}" in up.stdout
+    assert cluster_shape(bed, prefix) == up_shape(prefix)
 
     # Post-boot checks passed on every server; the nodes have only fixed
     # addresses, which the bed refuses from outside: they were reached
@@ -142,6 +167,45 @@ def test_plan_up_status_down_on_openstack(bed, os_env):
         assert what in down.stdout
     assert resources(bed) == before
     assert "nothing to remove" in run_inv(["down"], env).stdout
+
+
+def test_the_seed_stages_one_at_a_time_build_what_up_builds_on_openstack(bed, os_env):
+    """A new user follows the seed: `inv upload`, `inv network`, `inv
+    keypair`, `inv master`, `inv nodes`, each alone. `inv network` makes
+    the cluster's tagged network, subnet, router and security group (not
+    an untagged network the later stages must refuse as someone else's);
+    master and nodes add their ports, the master's floating IP and the
+    servers. That is the cluster `inv up` builds: a following `inv up`
+    creates nothing and its checks pass, and `inv down` leaves the project
+    as it was."""
+    env = os_env
+    prefix = env["INSTANCE_PREFIX"]
+    before = resources(bed)
+
+    run_inv(["upload"], env)
+    network = run_inv(["network"], env)
+    shape = cluster_shape(bed, prefix)
+    net = neutron(bed, "networks", name=f"{prefix}-pool-net")
+    assert [n["id"] for n in net] == [network.stdout.strip().splitlines()[-1]]
+    assert {k: shape[k] for k in ("networks", "subnets", "routers", "security-groups", "untagged networks",
+                                  "router interfaces", "ports", "servers")} == \
+        {k: up_shape(prefix)[k] for k in ("networks", "subnets", "routers", "security-groups",
+                                           "untagged networks", "router interfaces")} | {"ports": [], "servers": []}
+    assert "created" not in run_inv(["network"], env).stdout         # a re-run reuses all of it
+    run_inv(["keypair"], env)
+    master = run_inv(["master"], env)
+    assert master.stdout.strip().splitlines()[-1].startswith(f"{prefix}-master\t")
+    run_inv(["nodes"], env)
+    assert cluster_shape(bed, prefix) == up_shape(prefix)
+    built = resources(bed)
+
+    up = run_inv(["up"], env)
+    assert "created" not in up.stdout.replace("already created", "") and f"cluster {prefix} is up" in up.stdout
+    assert resources(bed) == built
+
+    down = run_inv(["down", "--yes"], env)
+    assert f"network {prefix}-pool-net" in down.stdout
+    assert resources(bed) == before
 
 
 def test_two_clusters_in_one_project_leave_each_other_whole(bed, os_env):

@@ -4,7 +4,7 @@ image/flavor resolution; the user data size limit."""
 
 import pytest
 
-from tasks import cloudservers, keypair, names, network, servers, settings, sshkeys
+from tasks import cloudservers, keypairs, kind_legacy, names, servers, settings, sshkeys
 from tasks.errors import CloudError, ConfigError, UserError
 
 
@@ -176,28 +176,28 @@ def subnets(table):
 
 
 NETWORK_CASES = [
-    ("none: create", [], {}, network.NetworkPlan("create")),
+    ("none: create", [], {}, kind_legacy.NetworkPlan("create")),
     ("ours with the same CIDR: reuse", [{"id": "n1", "name": "k8s-pool-net"}],
-     {"n1": [{"cidr": str(CIDR), "ip_version": 4}]}, network.NetworkPlan("reuse", "n1")),
+     {"n1": [{"cidr": str(CIDR), "ip_version": 4}]}, kind_legacy.NetworkPlan("reuse", "n1")),
     ("created last time without its subnet: add it", [{"id": "n1", "name": "k8s-pool-net"}], {},
-     network.NetworkPlan("add-subnet", "n1")),
+     kind_legacy.NetworkPlan("add-subnet", "n1")),
 ]
 
 
 @pytest.mark.parametrize("nets, subs, expected", [c[1:] for c in NETWORK_CASES], ids=[c[0] for c in NETWORK_CASES])
 def test_network_plan(nets, subs, expected):
-    assert network.plan("k8s-pool-net", CIDR, nets, subnets(subs)) == expected
+    assert kind_legacy.network_plan("k8s-pool-net", CIDR, nets, subnets(subs)) == expected
 
 
 def test_network_with_another_cidr_is_an_error_naming_both():
     with pytest.raises(CloudError, match=r"has the subnet 10\.9\.0\.0/24, but NOVA_NETWORK is 192\.168\.0\.0/24"):
-        network.plan("k8s-pool-net", CIDR, [{"id": "n1", "name": "k8s-pool-net"}],
+        kind_legacy.network_plan("k8s-pool-net", CIDR, [{"id": "n1", "name": "k8s-pool-net"}],
                      subnets({"n1": [{"cidr": "10.9.0.0/24", "ip_version": 4}]}))
 
 
 def test_two_networks_of_our_label_are_an_error():
     with pytest.raises(CloudError, match="several Cloud Networks are labelled k8s-pool-net"):
-        network.plan("k8s-pool-net", CIDR, [{"id": "a"}, {"id": "b"}], subnets({}))
+        kind_legacy.network_plan("k8s-pool-net", CIDR, [{"id": "a"}, {"id": "b"}], subnets({}))
 
 
 # --- keypair -----------------------------------------------------------------
@@ -209,11 +209,11 @@ def local_key():
 
 def test_keypair_decision():
     mine = local_key()
-    assert keypair.decide("k8s-k", mine, None) == "create"
-    assert keypair.decide("k8s-k", mine, ("k8s-k", mine.public_key, mine.fingerprint)) == "reuse"
+    assert keypairs.decide("k8s-k", mine, None) == "create"
+    assert keypairs.decide("k8s-k", mine, ("k8s-k", mine.public_key, mine.fingerprint)) == "reuse"
     other = local_key()
     with pytest.raises(CloudError, match="Nova keypair k8s-k holds another key"):
-        keypair.decide("k8s-k", mine, ("k8s-k", other.public_key, other.fingerprint))
+        keypairs.decide("k8s-k", mine, ("k8s-k", other.public_key, other.fingerprint))
 
 
 # --- images and flavors --------------------------------------------------------

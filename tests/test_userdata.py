@@ -26,7 +26,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tasks import layout, pki, settings, userdata
+from tasks import kind_legacy, layout, pki, settings, userdata
 from tasks.errors import UserError
 
 HERE = Path(__file__).resolve().parent
@@ -55,6 +55,8 @@ def make_facts(material, **changes):
                     "kubernetes-server-linux-amd64.tar.gz?temp_url_sig=5ecre7519&temp_url_expires=1700000000",
         release_sha256="ab" * 32,
         ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKeyOnly kube-rackspace-test",
+        # The legacy cloud's, said outright: render assumes no kind.
+        net=kind_legacy.template_facts(load_settings(), "master"),
     )
     return dataclasses.replace(facts, **changes)
 
@@ -578,6 +580,13 @@ def test_a_node_needs_the_masters_address(material):
         userdata.render("minion", s, make_facts(material))
 
 
+def test_no_cloud_kind_is_assumed(material):
+    """User data without the cloud kind's template facts is refused, never
+    rendered as the legacy cloud's."""
+    with pytest.raises(ValueError, match="cloud kind's template facts"):
+        userdata.render("master", load_settings(), make_facts(material, net=None))
+
+
 def test_templates_fail_on_undefined_values(material):
     env = userdata._environment()
     with pytest.raises(Exception, match="undefined"):
@@ -612,8 +621,10 @@ GOLDEN_FACTS = userdata.ClusterFacts(
 def golden_renders():
     s = settings.load(environ={}, flags={"INSTANCE_PREFIX": "golden", "NUM_NODES": "2"})
     return {
-        "master.yaml": userdata.render("master", s, GOLDEN_FACTS),
-        "node-1.yaml": userdata.render("node", s, dataclasses.replace(GOLDEN_FACTS, master_ip="192.0.2.10", node_index=1)),
+        "master.yaml": userdata.render("master", s, dataclasses.replace(
+            GOLDEN_FACTS, net=kind_legacy.template_facts(s, "master"))),
+        "node-1.yaml": userdata.render("node", s, dataclasses.replace(
+            GOLDEN_FACTS, master_ip="192.0.2.10", node_index=1, net=kind_legacy.template_facts(s, "node"))),
     }
 
 
