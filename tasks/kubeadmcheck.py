@@ -199,12 +199,16 @@ def validate(binary, text):
 
 def check(s, configs, tarball=None, now=None):
     """Validate `configs` [(server name, role, config text as rendered,
-    token expiry)] with the release's kubeadm. Returns one line to show
-    (checked, or why not); UserError with one line when kubeadm refuses one.
-    `tarball`: the release tarball (found when None)."""
+    bootstrap token, its expiry)] (config_of) with the release's kubeadm.
+    Returns one line to show (checked, or why not); UserError with one line
+    when kubeadm refuses one. `tarball`: the release tarball (found when
+    None)."""
     reason = unsupported_platform(platform.system(), platform.machine())
     if reason:
         return not_checked_line(reason)
+    if not configs:
+        return not_checked_line("the tarball's Kubernetes version is unknown, so no config was rendered "
+                                "(set KUBE_VERSION to it)")
     now = now or datetime.datetime.now(datetime.timezone.utc)
     try:
         if tarball is None:

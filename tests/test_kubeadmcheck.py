@@ -237,6 +237,8 @@ def test_check_runs_kubeadm_on_every_config(tmp_path):
 
 def test_check_says_plainly_when_it_cannot_run(tmp_path):
     s, configs = _configs(tmp_path)
+    assert kubeadmcheck.check(s, [], make_tarball(tmp_path / "good.tar.gz")).startswith(
+        "kubeadm configs not checked with kubeadm: the tarball's Kubernetes version is unknown")
     broken = make_tarball(tmp_path / "release.tar.gz", {"kubeadm": b"#!/nonexistent/interpreter\n"})
     assert kubeadmcheck.check(s, configs, broken) == ("kubeadm configs not checked with kubeadm: the release's "
                                                       "kubeadm does not run here (No such file or directory)")
