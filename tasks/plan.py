@@ -7,7 +7,7 @@ import os
 
 from invoke import task
 
-from . import bootdata, kinds, lazy, names, release, servers, settings, upload
+from . import bootdata, kinds, kubeadmcheck, lazy, names, release, servers, settings, upload
 from .cloud import Cloud
 
 cloudservers = lazy.module("tasks.cloudservers")
@@ -73,7 +73,7 @@ def write_user_data(s, cloud, found, kind_name):
     out = names.state_dir(s) / "plan"
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(out, 0o700)
-    written = []
+    written, configs = [], []
     by_name = {srv.name: srv for srv in found}
     for role, index, name in [("master", 0, names.master_name(s))] + [
             ("node", i, names.node_name(s, i)) for i in range(1, s.NUM_NODES + 1)]:
@@ -82,13 +82,17 @@ def write_user_data(s, cloud, found, kind_name):
         attach = kinds.Attach(nics=(), public_ip=known.public_ip) if known is not None and known.public_ip else None
         facts = boot.facts(role, index, master_ip, attach)
         text = userdata.render(role, s, facts)
+        if index <= 1:
+            # kubeadm checks the master's config and one node's (nodes'
+            # differ only in their name).
+            configs.append(kubeadmcheck.config_of(s, name, role, facts))
         path = out / f"{name}.yaml"
         # The user data holds the bootstrap token (and on the master the CA key).
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(text)
         written.append(path)
-    return written, origin, master is None, token_note
+    return written, origin, master is None, token_note, configs
 
 
 def plan_token(s, found, boot):
@@ -155,9 +159,13 @@ def plan(c):
     for line in kind.exposure(s):
         print(f"open to the world: {line}")
     listed = [srv for srv in found if names.is_cluster_server(s, srv.name, srv.metadata)]
-    written, origin, master_unknown, token_note = write_user_data(s, cloud, kind.reach(s, cloud, listed), kind.NAME)
+    written, origin, master_unknown, token_note, configs = write_user_data(
+        s, cloud, kind.reach(s, cloud, listed), kind.NAME)
+    # Stops here (UserError) when kubeadm refuses a config.
+    check_line = kubeadmcheck.check(s, configs)
     print(f"user data for {len(written)} servers in {written[0].parent}/ (release: {origin})")
     print(f"  {token_note}")
     if master_unknown:
         print(f"  nodes rendered with master address {UNKNOWN_MASTER_IP}: the real one is known once the master boots")
+    print(f"  {check_line}")
 

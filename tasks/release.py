@@ -251,6 +251,17 @@ def tarball_version(path):
     return None
 
 
+def version_of(s, path, cache):
+    """The Kubernetes version in the tarball at `path`, cached like its
+    digests (a DigestCache)."""
+    entry = cache.get(path) or {}
+    if "version" in entry:
+        return entry["version"]
+    version = version_from_path(s, path) or tarball_version(path)
+    cache.put(path, version=version)
+    return version
+
+
 def version_from_path(s, path):
     """The version a downloaded tarball was fetched as, from where it lies."""
     path = Path(path)

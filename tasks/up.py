@@ -12,7 +12,7 @@ from invoke import task
 
 from . import kubeconfig as kubeconfigs
 from . import master as master_stage
-from . import bootdata, kinds, lazy, lock, names, nodes, progress, release, servers, settings, upload
+from . import bootdata, kinds, kubeadmcheck, lazy, lock, names, nodes, progress, release, servers, settings, upload
 from .cloud import Cloud
 from .errors import UserError
 
@@ -24,7 +24,8 @@ def preflight(s, cloud):
     """Everything a setting can get wrong, before the network or keypair is
     touched: the image and the flavors (big enough for their role, see
     servers.FLAVOR_MINIMUMS) of the servers that must be created, and the
-    release tarball. Returns True when a tarball is here to upload. Without
+    release tarball, and the kubeadm configs of the servers to create
+    (kubeadmcheck). Returns True when a tarball is here to upload. Without
     one a complete cluster still re-runs (it needs none), and one that must
     create a server stops now with find_tarball's line (where it looked;
     run `inv build`)."""
@@ -38,12 +39,17 @@ def preflight(s, cloud):
         nova.flavor_id(role, chosen.get(role) or s[servers.FLAVOR_SETTINGS[role]])
     try:
         release.find_tarball(s)
-        return True
     except UserError:
         if creating:
             raise
         progress.info("no release tarball found; the cluster's servers all exist, so none is needed")
         return False
+    if creating:
+        # The release's kubeadm on the configs the new servers get: a
+        # refused one stops up here (UserError), before anything exists.
+        tarball, configs = kubeadmcheck.up_configs(s, creating)
+        progress.info(kubeadmcheck.check(s, configs, tarball))
+    return True
 
 
 def ordered(s, found):

@@ -185,14 +185,8 @@ def _hash_beside(path, cache, digests, cancel):
     return get
 
 
-def version_of(s, path, cache):
-    """The Kubernetes version in the tarball at `path`, cached like its digests."""
-    entry = cache.get(path) or {}
-    if "version" in entry:
-        return entry["version"]
-    version = release.version_from_path(s, path) or release.tarball_version(path)
-    cache.put(path, version=version)
-    return version
+# The version in a tarball, cached like its digests (release.version_of).
+version_of = release.version_of
 
 
 # --- the record `inv status` reads ------------------------------------------------

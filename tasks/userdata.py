@@ -216,6 +216,16 @@ def render(role, s, facts):
     return template.render(**context(role, s, facts))
 
 
+def kubeadm_config(role, s, facts):
+    """The kubeadm config file the server of `role` gets (the same template
+    and values its user data writes to layout.KUBEADM_CONFIG), with the
+    placeholders its bootstrap script fills at boot still in it."""
+    if role not in layout.ROLES:
+        raise ValueError(f"role must be one of {layout.ROLES}, got {role!r}")
+    _check_facts(role, facts)
+    return _environment().get_template(f"addons/kubeadm-{role}.yaml.j2").render(**context(role, s, facts))
+
+
 def encode(text, role="server"):
     """The bytes to pass to Nova as user_data (Nova base64-encodes them):
     gzip-compressed when the text is large. Raises UserError when even that

@@ -459,12 +459,18 @@ def test_plan_shows_what_up_would_do_and_changes_nothing(test_cloud, built):
         f"{prefix}-master", f"{prefix}-node-1", f"{prefix}-node-2"))
     secret_files_are_private(Path(plan_dir).parent)
     assert "192.0.2.1" in out
+    assert (f"  kubeadm configs of {prefix}-master, {prefix}-node-1 checked with the release's kubeadm "
+            "(kubeadm config validate): ok") in out.splitlines()
 
-    run_inv(["up", "--no-checks"], env)
+    up = run_inv(["up", "--no-checks"], env)
+    # up's preflight ran the release's kubeadm on what it created.
+    assert (f"kubeadm configs of {prefix}-master, {prefix}-node-1 checked with the release's kubeadm "
+            "(kubeadm config validate): ok") in up.stdout.splitlines()
     result = run_inv(["plan"], env)
     for name in (f"{prefix}-master", f"{prefix}-node-1", f"{prefix}-node-2"):
         assert f"{name:<32} reuse (ACTIVE" in result.stdout
     assert "bootstrap token valid until" in result.stdout
+    assert "checked with the release's kubeadm (kubeadm config validate): ok" in result.stdout
     addresses = next(s for s in test_cloud.servers() if s["name"] == f"{prefix}-master")["addresses"]
     master_ip = next(a["addr"] for a in addresses[f"{prefix}-pool-net"] if a["version"] == 4)
     assert f'"{master_ip}:6443"' in open(f"{plan_dir}/{prefix}-node-2.yaml").read()

@@ -399,9 +399,10 @@ def test_master_kubeadm_config_follows_the_settings(rendered):
     assert init["apiVersion"] == cluster["apiVersion"] == "kubeadm.k8s.io/v1beta4"
     token = init["bootstrapTokens"][0]
     assert token["token"] == facts.bootstrap_token
-    # It expires when the laptop's record says, and never lives forever.
-    assert token["expires"] == facts.bootstrap_token_expires
-    assert "ttl" not in token
+    # A ttl filled in at boot from the laptop's record (bootstrap-master.sh),
+    # never `expires`: kubeadm defaults ttl to 24h and refuses the pair.
+    assert token["ttl"] == "@TOKEN_TTL@"
+    assert "expires" not in token
     # Cluster traffic on the Cloud Network, never ServiceNet.
     assert init["localAPIEndpoint"] == {"advertiseAddress": "@CLOUD_NETWORK_IP@", "bindPort": layout.API_PORT}
     assert {"name": "node-ip", "value": "@CLOUD_NETWORK_IP@"} in init["nodeRegistration"]["kubeletExtraArgs"]
@@ -931,3 +932,104 @@ def test_sandbox_image_is_set_after_kubeadm_is_installed_and_before_images_and_k
             for key in ("Requires", "BindsTo", "PartOf"):
                 assert not re.search(rf"^{key}=.*\b{re.escape(layout.UNIT_CONTAINERD)}", unit.get("content", ""),
                                      re.M), (role, name)
+
+
+# --- the kubeadm configs, as kubeadm reads them ------------------------------------
+
+def test_no_kubeadm_config_sets_expires_beside_the_ttl_kubeadm_defaults(rendered):
+    """kubeadm defaults an unset ttl to 24h (SetDefaults_BootstrapToken) and
+    refuses ttl with expires: the master's config used to set expires."""
+    from tests.testcloud import kubeadm_config
+
+    _, _, texts = rendered
+    for role, text in texts.items():
+        content = files_of(yaml.safe_load(text))[layout.KUBEADM_CONFIG]["content"]
+        for doc in yaml.safe_load_all(content):
+            for token in doc.get("bootstrapTokens") or []:
+                defaulted = kubeadm_config.default_token(token)
+                assert not ("ttl" in defaulted and "expires" in defaulted), (role, token)
+
+
+def test_the_kubeadm_config_checked_is_the_one_the_user_data_writes(rendered):
+    s, facts, texts = rendered
+    for role, text in texts.items():
+        role_facts = node_facts(facts) if role == "node" else facts
+        if role not in layout.ROLES:
+            continue
+        written = files_of(yaml.safe_load(text))[layout.KUBEADM_CONFIG]["content"]
+        assert userdata.kubeadm_config(role, s, dataclasses.replace(role_facts, net=None)) == written, role
+
+
+def test_the_bootstrap_scripts_fill_every_placeholder_the_check_fills(rendered):
+    """The check fills what the servers fill at boot, and nothing is left."""
+    from tasks import kubeadmcheck
+
+    _, _, texts = rendered
+    for role, text in texts.items():
+        files = files_of(yaml.safe_load(text))
+        config = files[layout.KUBEADM_CONFIG]["content"]
+        script = files[layout.BOOTSTRAP_SCRIPT]["content"]
+        used = set(re.findall(r"@[A-Z_]+@", config))
+        assert used <= set(kubeadmcheck.PLACEHOLDERS), role
+        for placeholder in used:
+            assert f"s/{placeholder}/" in script, (role, placeholder)
+
+
+def test_rendered_kubeadm_configs_pass_kubeadm_validation_once_filled(rendered):
+    """Through the test release's kubeadm checks (tests/testcloud/kubeadm_config.py),
+    with the placeholders filled as at boot; unfilled, the master's is refused
+    (advertiseAddress must be an address)."""
+    import datetime
+
+    from tasks import kubeadmcheck
+    from tests.testcloud import kubeadm_config
+
+    s, facts, texts = rendered
+    now = kubeadmcheck.parse_expiry(facts.bootstrap_token_expires) - datetime.timedelta(hours=5)
+    for role, text in texts.items():
+        config = files_of(yaml.safe_load(text))[layout.KUBEADM_CONFIG]["content"]
+        filled = kubeadmcheck.fill(config, kubeadmcheck.sample_values(s.NOVA_NETWORK, facts.bootstrap_token_expires, now))
+        assert kubeadm_config.validate(filled) is None, role
+        if role == "master":
+            assert "@CLOUD_NETWORK_IP@" in kubeadm_config.validate(config)
+            token = next(yaml.safe_load_all(filled))["bootstrapTokens"][0]
+            assert token["ttl"] == f"{5 * 3600}s"
+
+
+def _bootstrap_env(tmp_path, root, rooted):
+    stub_bin(Path(rooted.BIN_DIR), ["kubeadm", "kubectl"])
+    stub_bin(tmp_path / "sbin", [], noop=["modprobe", "sysctl", "systemctl"])
+    health = tmp_path / "health"
+    health.mkdir(exist_ok=True)
+    return {"PATH": f"{tmp_path / 'sbin'}:/usr/sbin:/usr/bin:/sbin:/bin", "TESTCLOUD_SERVER_ROOT": str(root),
+            "TESTCLOUD_HEALTH_DIR": str(health), "TESTCLOUD_SERVER_NAME": "kubernetes-master"}
+
+
+@pytest.mark.parametrize("left", [3 * 3600, -3600])
+def test_the_master_registers_the_token_with_the_recorded_expiry_never_forever(material, tmp_path, left):
+    """bash on the rendered files, with the test cloud's kubeadm (which
+    validates --config as kubeadm does and records the tokens its
+    bootstrap-token phase creates): the token expires when the laptop's
+    record says; one already past it is registered expired, never as ttl 0
+    (which kubeadm takes as "never expires")."""
+    import datetime
+
+    _tool("jq", "jq")
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    expires = now + datetime.timedelta(seconds=left)
+    material = dataclasses.replace(material, bootstrap_token_expires=expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    root, rooted = master_root(tmp_path, material)
+    env = _bootstrap_env(tmp_path, root, rooted)
+    result = subprocess.run(["bash", rooted.BOOTSTRAP_SCRIPT], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    (token,) = json.loads((root / "var/lib/etcd/stub-cluster.json").read_text())["bootstrap_tokens"]
+    assert token["token-id"] == material.bootstrap_token.split(".")[0]
+    expiration = datetime.datetime.strptime(token["expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc)
+    if left > 0:
+        assert abs((expiration - expires).total_seconds()) <= 5
+    else:
+        assert "the bootstrap token expired at" in result.stderr
+        assert now <= expiration <= now + datetime.timedelta(seconds=10)
+    # The config with the token in it is gone from /run.
+    assert not list(Path(rooted.RUN_DIR).glob("kubeadm*.yaml"))

@@ -3,7 +3,8 @@ Release mirror: serves, like https://dl.k8s.io does,
   /release/stable.txt
   /<version>/kubernetes/server/linux/amd64/kubernetes-server-linux-amd64.tar.gz
   /<version>/kubernetes/server/linux/amd64/kubernetes-server-linux-amd64.tar.gz.sha256
-for a small, real tarball (kubernetes/server/bin/<binary> shell scripts).
+for a small, real tarball (kubernetes/server/bin/<binary> shell scripts; kubeadm
+answers `config validate` as kubeadm does: kubeadm_config.py).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import hashlib
 import http.server
 import io
 import os
+import sys
 import tarfile
 import threading
 
@@ -20,19 +22,39 @@ BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler",
 TARBALL = "kubernetes-server-linux-amd64.tar.gz"
 
 
-def build(root, version):
-    d = os.path.join(root, version, "kubernetes", "server", "linux", "amd64")
-    os.makedirs(d, exist_ok=True)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+def kubeadm_script(version, body=None):
+    """The test release's kubeadm: a Python script run by this Python,
+    answering `config validate --config F` as kubeadm does (see
+    kubeadm_config.py). `body`: other Python code instead of that (a
+    kubeadm that refuses everything, say)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    body = body or ("sys.path.insert(0, %r)\nimport kubeadm_config\n"
+                    "sys.exit(kubeadm_config.main(sys.argv[1:], %r))\n" % (here, version))
+    return ("#!%s\nimport sys\n%s" % (sys.executable, body)).encode()
+
+
+def server_tarball(fileobj, version, binaries=None):
+    """Write a small, real kubernetes-server-linux-amd64.tar.gz to `fileobj`:
+    kubernetes/version and kubernetes/server/bin/<binary>. `binaries`
+    {name: bytes or None}: the content of those binaries instead of the
+    usual stubs (None: left out)."""
+    binaries = binaries or {}
+    with tarfile.open(fileobj=fileobj, mode="w:gz") as tar:
         for name in ("kubernetes", "kubernetes/server",
                      "kubernetes/server/bin"):
             info = tarfile.TarInfo(name)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
             tar.addfile(info)
         for b in BINARIES:
-            data = ("#!/bin/sh\necho '%s %s (testcloud)'\n"
-                    % (b, version)).encode()
+            if b in binaries:
+                data = binaries[b]
+                if data is None:
+                    continue
+            elif b == "kubeadm":
+                data = kubeadm_script(version)
+            else:
+                data = ("#!/bin/sh\necho '%s %s (testcloud)'\n"
+                        % (b, version)).encode()
             info = tarfile.TarInfo("kubernetes/server/bin/" + b)
             info.size, info.mode, info.mtime = len(data), 0o755, 0
             tar.addfile(info, io.BytesIO(data))
@@ -40,6 +62,13 @@ def build(root, version):
         info = tarfile.TarInfo("kubernetes/version")
         info.size, info.mtime = len(data), 0
         tar.addfile(info, io.BytesIO(data))
+
+
+def build(root, version):
+    d = os.path.join(root, version, "kubernetes", "server", "linux", "amd64")
+    os.makedirs(d, exist_ok=True)
+    buf = io.BytesIO()
+    server_tarball(buf, version)
     blob = buf.getvalue()
     with open(os.path.join(d, TARBALL), "wb") as f:
         f.write(blob)

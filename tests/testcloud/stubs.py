@@ -40,6 +40,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lookup  # noqa: E402
+import kubeadm_config  # noqa: E402
 
 ROLE_RE = re.compile(r"^(.*?)-(master|control-plane|controller|node|worker|"
                      r"minion)(-?\d+)?$")
@@ -361,13 +362,16 @@ def cmd_kubeadm(args):
 
       init      preflight fails when a static pod manifest exists (as
                 kubeadm's FileAvailable checks do); certs makes a new CA
-                when none is in place. Health {"kubeadm": {"init_fail_after":
+                when none is in place; bootstrap-token records the tokens
+                (id, expiration) as kubeadm would create them. Health {"kubeadm": {"init_fail_after":
                 PHASE, "init_failures": N}} makes the next N inits exit 1
                 after PHASE.
       reset -f  removes what kubeadm reset removes: manifests, pki (the CA
                 too), the kubeconfigs, /var/lib/etcd, /var/lib/kubelet.
       join      writes kubelet.conf, as a finished join does.
       config images list --kubernetes-version V   kubeadm 1.34's images.
+      init|join --config F   refused (exit 1) as kubeadm refuses F
+                (kubeadm_config.py), before anything else.
     Every call is logged to <root>/var/log/kubeadm-stub.log."""
     root = os.environ.get("TESTCLOUD_SERVER_ROOT")
     if not root:
@@ -403,6 +407,12 @@ def cmd_kubeadm(args):
         shutil.rmtree(etcd, ignore_errors=True)
         shutil.rmtree(os.path.join(root, "var/lib/kubelet"), ignore_errors=True)
         return 0
+    if words[:1] in (["init"], ["join"]) and kubeadm_config.config_path(args):
+        # kubeadm loads, defaults and validates --config before any phase.
+        error = kubeadm_config.check_file(kubeadm_config.config_path(args))
+        if error:
+            sys.stderr.write(error + "\n")
+            return 1
     if words[:1] == ["join"]:
         # What a finished join leaves: the kubelet's kubeconfig (TLS bootstrap).
         os.makedirs(etc, exist_ok=True)
@@ -434,6 +444,11 @@ def cmd_kubeadm(args):
             for name in KUBECONFIGS:
                 with open(os.path.join(etc, name), "w") as f:
                     f.write("# kubeconfig (kubeadm stub)\n")
+        elif phase == "bootstrap-token" and kubeadm_config.config_path(args):
+            import datetime
+            with open(kubeadm_config.config_path(args)) as f:
+                cluster["bootstrap_tokens"] = kubeadm_config.token_secrets(
+                    f.read(), datetime.datetime.now(datetime.timezone.utc))
         elif phase in ("etcd", "control-plane"):
             os.makedirs(os.path.join(etc, "manifests"), exist_ok=True)
             for m in MANIFESTS if phase == "control-plane" else MANIFESTS[:1]:
