@@ -154,7 +154,7 @@ def ip_regex(network):
     return "^" + r"\.".join(parts) + "$"
 
 
-def _check_facts(role, facts):
+def _check_facts(role, facts, kind_facts=True):
     match = _VERSION.match(facts.kube_version or "")
     if not match:
         raise UserError(f"Kubernetes version {facts.kube_version!r} is not a release like v1.31.4; "
@@ -170,7 +170,7 @@ def _check_facts(role, facts):
         raise ValueError("bootstrap_token must match [a-z0-9]{6}.[a-z0-9]{16}")
     if role == "master" and not _RFC3339_UTC.match(facts.bootstrap_token_expires or ""):
         raise ValueError("bootstrap_token_expires must be a UTC time like 2030-01-02T03:04:05Z")
-    if not facts.net:
+    if kind_facts and not facts.net:
         raise ValueError("net must hold the cloud kind's template facts (kind_*.template_facts)")
     if not re.match(r"^https?://", facts.release_url or ""):
         raise ValueError("release_url must be an http(s) URL")
@@ -203,7 +203,7 @@ def context(role, s, facts):
         "cni": CNI_PLUGINS,
         "flannel": SimpleNamespace(**vars(FLANNEL), iface_regex=ip_regex(s.NOVA_NETWORK)),
         "firewall": SimpleNamespace(nodeports=bool(s.PUBLIC_NODEPORTS)),
-        "net": SimpleNamespace(**facts.net),
+        "net": SimpleNamespace(**(facts.net or {})),
     }
 
 
@@ -222,7 +222,9 @@ def kubeadm_config(role, s, facts):
     placeholders its bootstrap script fills at boot still in it."""
     if role not in layout.ROLES:
         raise ValueError(f"role must be one of {layout.ROLES}, got {role!r}")
-    _check_facts(role, facts)
+    # The kubeadm configs hold no kind-specific network facts, so the
+    # preflight check renders them before the cloud kind is known.
+    _check_facts(role, facts, kind_facts=False)
     return _environment().get_template(f"addons/kubeadm-{role}.yaml.j2").render(**context(role, s, facts))
 
 
