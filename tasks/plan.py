@@ -154,6 +154,8 @@ def plan(c):
         print(f"  {'server':<14} {name:<32} {action} ({detail})")
     for line in kind.exposure(s):
         print(f"open to the world: {line}")
+    backend, why = kind.pod_network(s)
+    print(f"pod network: flannel {backend} ({why})")
     listed = [srv for srv in found if names.is_cluster_server(s, srv.name, srv.metadata)]
     written, origin, master_unknown, token_note = write_user_data(s, cloud, kind.reach(s, cloud, listed), kind.NAME)
     print(f"user data for {len(written)} servers in {written[0].parent}/ (release: {origin})")
