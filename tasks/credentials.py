@@ -180,9 +180,10 @@ def resolve(s, entry=None, entry_sources=None, cloud_name=""):
         # Flex's identity plugin (rackerlabs/keystone-rxt keystone_rxt/rackspace.py)
         # knows the user's domain by name only; an ID falls through to
         # plain Keystone, where the Rackspace user does not exist.
-        raise ConfigError(f"user_domain_id {auth['user_domain_id']} (from {sources.get('user_domain_id', 'clouds.yaml')}"
-                          "; OS_USER_DOMAIN_ID or domain_id): Rackspace Flex takes the user domain by name only; "
-                          f"remove it and set user_domain_name: {FLEX_DOMAIN} (OS_USER_DOMAIN_NAME)")
+        where = sources.get("user_domain_id", "clouds.yaml")
+        raise ConfigError(f"user_domain_id {auth['user_domain_id']} (from {where}): Rackspace Flex takes the user "
+                          "domain by name only; remove user_domain_id (domain_id, OS_USER_DOMAIN_ID) and set "
+                          f"user_domain_name: {FLEX_DOMAIN} (OS_USER_DOMAIN_NAME)")
 
     region, sources["region_name"] = _entry_value(s, given, entry, entry_sources, "region_name", "OS_REGION_NAME")
     interface, sources["interface"] = _entry_value(s, given, entry, entry_sources, "interface", "OS_INTERFACE")

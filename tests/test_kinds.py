@@ -18,8 +18,8 @@ def load(**environ):
 def test_kind_modules_are_picked_by_name_only():
     assert kinds.named("openstack") is kind_openstack and kinds.named("legacy") is kind_legacy
     for module in (kind_legacy, kind_openstack):
-        for name in ("NAME", "prepare", "attach", "reach", "flavor_choice", "exposure", "network_rows", "inventory",
-                     "remove_network", "release_endpoint", "template_facts", "IMAGE_UPLOAD_REFUSED",
+        for name in ("NAME", "prepare", "attach", "reach", "flavor_choice", "pod_network", "exposure", "network_rows",
+                     "inventory", "remove_network", "release_endpoint", "template_facts", "IMAGE_UPLOAD_REFUSED",
                      "NO_IMAGE_TODO"):
             assert hasattr(module, name), (module.__name__, name)
 
