@@ -10,8 +10,8 @@ that subnet, with the group. Pod traffic: flannel vxlan by default
 (pod_network), between the ports' own addresses; only host-gw, chosen
 explicitly, adds KUBE_NETWORK as an allowed address pair on every port and
 opens the group to it (pods' packets leave with pod addresses, which port
-security would drop). The master's floating IP is allocated and associated before
-it boots, so its certificate and the kubeconfig name it; nodes have no
+security would drop). The master's floating IP is allocated and associated
+before it boots, so its certificate and the kubeconfig name it; nodes have no
 public address (unless NODE_FLOATING_IPS) and are reached through the
 master as a jump host. Cluster traffic runs on the cluster network.
 
@@ -21,9 +21,8 @@ nothing without both is ever touched. See kinds.py for each name here.
 
 import time
 
-from . import layout, names, progress
+from . import kinds, layout, names, progress
 from .errors import CloudError, UserError
-from . import kinds
 from .kinds import Attach, Reach, Target
 
 NAME = "openstack"
