@@ -132,7 +132,10 @@ def qcow2_virtual_size(head):
 def min_disk_gb(virtual_size):
     """Glance's min_disk (GB, which Nova compares as GiB) for an image of
     `virtual_size` bytes: a root disk smaller than the image cannot hold
-    it (Flatcar grows its ROOT partition into the rest at first boot)."""
+    it (Flatcar grows its ROOT partition into the rest at first boot).
+    Nova's API checks a flavor against the image's file size and min_disk
+    only, not its virtual size (nova/compute/api.py
+    _validate_flavor_image_nostatus); the compute host finds out later."""
     return -(-int(virtual_size) // GiB) if virtual_size else 0
 
 
