@@ -417,6 +417,7 @@ def test_plan_shows_what_up_would_do_and_changes_nothing(test_cloud, built):
     assert f"{prefix}-pool-net" in out and "create" in out
     for name in (f"{prefix}-master", f"{prefix}-node-1", f"{prefix}-node-2"):
         assert f"{name:<32} create" in out
+    assert "pod network: flannel host-gw (the legacy default" in out
     plan_dir = f"{env['HOME']}/.kube/rackspace/{prefix}/plan"
     node = yaml.safe_load(open(f"{plan_dir}/{prefix}-node-1.yaml"))
     assert node["hostname"] == f"{prefix}-node-1"
