@@ -171,10 +171,27 @@ class CloudServers:
             self._flavors = self._pages("listing flavors", "/flavors/detail", "flavors")
         flavor_id = _resolve(FLAVOR_SETTINGS[role], ref, self._flavors, "flavor", self.cloud.region or "any region")
         flavor = next(f for f in self._flavors if f.get("id") == flavor_id)
-        problem = flavor_problem(role, flavor, self._flavors)
+        problem = flavor_problem(role, flavor, self._flavors, self.image_minimums())
         if problem:
             raise ConfigError(problem)
         return flavor_id
+
+    def image_minimums(self):
+        """(min_disk GB, min_ram MiB) of KUBE_IMAGE as Nova lists it
+        (minDisk, minRam; `inv image` sets both); (0, 0) when KUBE_IMAGE
+        finds no image: image_id() says so in its own line."""
+        try:
+            image_id = self.image_id(self.cloud.settings.KUBE_IMAGE)
+        except ConfigError:
+            return 0, 0
+        image = next((i for i in self._images if i.get("id") == image_id), {})
+
+        def number(key):
+            try:
+                return int(image.get(key) or 0)
+            except (TypeError, ValueError):
+                return 0
+        return number("minDisk"), number("minRam")
 
     def flavor_details(self):
         """Every flavor with its size (vcpus, ram, disk)."""

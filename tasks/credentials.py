@@ -176,6 +176,14 @@ def resolve(s, entry=None, entry_sources=None, cloud_name=""):
         auth["user_domain_name"], sources["user_domain_name"] = domain, why_domain
     if "project_name" in auth and "project_domain_name" not in auth and "project_domain_id" not in auth:
         auth["project_domain_name"], sources["project_domain_name"] = domain, why_domain
+    if is_flex(auth["auth_url"]) and "user_domain_id" in auth:
+        # Flex's identity plugin (rackerlabs/keystone-rxt keystone_rxt/rackspace.py)
+        # knows the user's domain by name only; an ID falls through to
+        # plain Keystone, where the Rackspace user does not exist.
+        where = sources.get("user_domain_id", "clouds.yaml")
+        raise ConfigError(f"user_domain_id {auth['user_domain_id']} (from {where}): Rackspace Flex takes the user "
+                          "domain by name only; remove user_domain_id (domain_id, OS_USER_DOMAIN_ID) and set "
+                          f"user_domain_name: {FLEX_DOMAIN} (OS_USER_DOMAIN_NAME)")
 
     region, sources["region_name"] = _entry_value(s, given, entry, entry_sources, "region_name", "OS_REGION_NAME")
     interface, sources["interface"] = _entry_value(s, given, entry, entry_sources, "interface", "OS_INTERFACE")

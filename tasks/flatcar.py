@@ -11,6 +11,7 @@ signing key (openpgp.py checks it); only the signed text is parsed here.
 """
 
 import re
+import struct
 from dataclasses import dataclass
 
 from .errors import UserError
@@ -114,6 +115,30 @@ def properties(channel, version, source_sha512):
     }
 
 
+# qcow2's header: magic, then the guest disk's size in bytes at offset 24
+# (big-endian u64; QEMU docs/interop/qcow2.txt).
+QCOW2_MAGIC = b"QFI\xfb"
+GiB = 1 << 30
+
+
+def qcow2_virtual_size(head):
+    """The virtual disk size from the first bytes of a qcow2 image, or None
+    when `head` is not a qcow2 header."""
+    if len(head) < 32 or not head.startswith(QCOW2_MAGIC):
+        return None
+    return struct.unpack(">Q", head[24:32])[0]
+
+
+def min_disk_gb(virtual_size):
+    """Glance's min_disk (GB, which Nova compares as GiB) for an image of
+    `virtual_size` bytes: a root disk smaller than the image cannot hold
+    it (Flatcar grows its ROOT partition into the rest at first boot).
+    Nova's API checks a flavor against the image's file size and min_disk
+    only, not its virtual size (nova/compute/api.py
+    _validate_flavor_image_nostatus); the compute host finds out later."""
+    return -(-int(virtual_size) // GiB) if virtual_size else 0
+
+
 def version_key(version):
     return tuple(int(part) for part in version.split("."))
 
@@ -131,6 +156,9 @@ class Image:
     source: str = ""            # PROPERTY_SOURCE
     created: str = ""
     owner: str = ""             # project id
+    min_disk: int = 0           # GB
+    min_ram: int = 0            # MiB
+    virtual_size: int = 0       # bytes, when Glance has worked it out
 
     @classmethod
     def from_api(cls, d):
@@ -138,7 +166,8 @@ class Image:
                    tags=tuple(d.get("tags") or ()), checksum=d.get("checksum") or "",
                    hash_algo=d.get("os_hash_algo") or "", hash_value=d.get("os_hash_value") or "",
                    source=d.get(PROPERTY_SOURCE) or "", created=d.get("created_at") or "",
-                   owner=d.get("owner") or "")
+                   owner=d.get("owner") or "", min_disk=int(d.get("min_disk") or 0),
+                   min_ram=int(d.get("min_ram") or 0), virtual_size=int(d.get("virtual_size") or 0))
 
     @property
     def ours(self):

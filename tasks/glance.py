@@ -120,6 +120,18 @@ class Glance:
                    f"/v2/images/{image_id}/file", data=chunks, headers=headers, timeout=self.upload_timeout,
                    once=True)
 
+    def set_minimums(self, image_id, min_disk, min_ram):
+        """Set the image's min_disk (GB) and min_ram (MiB): Nova refuses a
+        flavor below either (FlavorDiskSmallerThanMinDisk, FlavorMemoryTooSmall)."""
+        import json
+
+        ops = [{"op": "replace", "path": "/min_disk", "value": int(min_disk)},
+               {"op": "replace", "path": "/min_ram", "value": int(min_ram)}]
+        headers = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
+        data = self._call(f"setting min_disk and min_ram of image {image_id}", self.api.patch,
+                          f"/v2/images/{image_id}", data=json.dumps(ops), headers=headers).json()
+        return Image.from_api(data)
+
     def web_download(self, image_id, uri):
         body = {"method": {"name": "web-download", "uri": uri}}
         self._call(f"asking image {image_id} to import {uri}", self.api.post,

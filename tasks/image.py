@@ -146,7 +146,7 @@ def ensure(s, glance, version=None, via_url=False, session=None):
     plan = flatcar.plan_upload(glance.images_named(name), name, source, known, project=glance.project)
     if plan.action == "skip":
         progress.info(f"{name} is already there ({plan.target.id}); uploaded nothing")
-        return plan.target
+        return with_minimums(glance, plan.target, (known or {}).get("virtual_size"))
     for img in plan.conflicts:
         progress.info(f"leaving image {img.id} named {name!r} alone: this tool did not upload it")
     for img in plan.delete:
@@ -162,7 +162,26 @@ def ensure(s, glance, version=None, via_url=False, session=None):
         return _via_url(s, glance, target, url, cache_path, algo, expected, known, session, channel, version, source)
     sent = _stream(glance, target, url, cache_path, algo, expected, known, session)
     save_record(s, channel, version, source, sent)
-    return _check_stored(glance, target.id, sent, name)
+    return with_minimums(glance, _check_stored(glance, target.id, sent, name), sent.get("virtual_size"))
+
+
+def with_minimums(glance, img, virtual_size=None):
+    """The active image with min_disk and min_ram set, so Nova itself refuses
+    a flavor that cannot hold it: min_disk from the image's virtual size
+    (the qcow2 header's, else Glance's own figure), min_ram the least any
+    server of this tool boots with (a node's, servers.FLAVOR_MINIMUMS)."""
+    from .servers import FLAVOR_MINIMUMS
+
+    size = virtual_size or img.virtual_size
+    min_disk = flatcar.min_disk_gb(size) if size else img.min_disk
+    min_ram = min(ram for _, ram, _ in FLAVOR_MINIMUMS.values())
+    if (img.min_disk, img.min_ram) == (min_disk, min_ram):
+        return img
+    if not size:
+        progress.info(f"{img.name}: its virtual size is unknown here, so min_disk stays {img.min_disk}")
+    updated = glance.set_minimums(img.id, min_disk, min_ram)
+    progress.info(f"{img.name}: min_disk {min_disk} GB, min_ram {min_ram} MiB")
+    return updated
 
 
 def _stream(glance, target, url, cache_path, algo, expected, known, session):
@@ -239,7 +258,8 @@ def _via_url(s, glance, target, url, cache_path, algo, expected, known, session,
     glance.web_download(target.id, uncompressed)
     with progress.waiting(f"the image service to fetch {uncompressed}", s.IMAGE_IMPORT_TIMEOUT) as wait:
         glance.wait_import(target.id, wait)
-    return _check_stored(glance, target.id, known, flatcar.image_name(channel, version))
+    return with_minimums(glance, _check_stored(glance, target.id, known, flatcar.image_name(channel, version)),
+                         known.get("virtual_size"))
 
 
 # --- list and remove ----------------------------------------------------------------

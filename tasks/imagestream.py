@@ -55,9 +55,10 @@ class Streamed:
     sha512: str
     compressed_size: int
     from_cache: bool
+    virtual_size: int = 0     # the qcow2 header's guest disk size (0: not qcow2)
 
     def digests(self):
-        return {"md5": self.md5, "sha512": self.sha512, "size": self.size}
+        return {"md5": self.md5, "sha512": self.sha512, "size": self.size, "virtual_size": self.virtual_size}
 
 
 def _put(q, item, stop):
@@ -229,8 +230,11 @@ class Pipeline:
         once the download is verified; otherwise this raises."""
         md5, sha512 = hashlib.md5(), hashlib.sha512()
         size = 0
+        head = b""
         pending = None
         while (item := _get(self.decompressed, self.stop)) is not _END:
+            if len(head) < 32:
+                head += item[:32 - len(head)]
             md5.update(item)
             sha512.update(item)
             size += len(item)
@@ -244,8 +248,11 @@ class Pipeline:
             raise self.errors[0]
         if not self.verified.is_set():
             raise UserError(f"{self.url}: the download was not verified; uploaded nothing")
+        from .flatcar import qcow2_virtual_size
+
         self.result = Streamed(size=size, md5=md5.hexdigest(), sha512=sha512.hexdigest(),
-                               compressed_size=self.total or 0, from_cache=self.from_cache)
+                               compressed_size=self.total or 0, from_cache=self.from_cache,
+                               virtual_size=qcow2_virtual_size(head) or 0)
         if pending is not None:
             yield pending
 

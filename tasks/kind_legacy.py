@@ -13,7 +13,7 @@ See kinds.py for what each name here means.
 
 from dataclasses import dataclass
 
-from . import names, progress
+from . import kinds, names, progress
 from .errors import CloudError
 from .kinds import Attach, Target
 
@@ -24,6 +24,14 @@ NAME = "legacy"
 IMAGE_UPLOAD_REFUSED = ("legacy Rackspace (Identity v2.0) cannot take a Flatcar image this way: Cloud Images "
                         "imports only VHDs from Cloud Files, for Xen; see README, \"Flatcar on legacy Rackspace\"")
 NO_IMAGE_TODO = 'set KUBE_IMAGE to a Flatcar image of yours (README: "Flatcar on legacy Rackspace")'
+# Cloud Networks have no port security and no encapsulation of their own:
+# plain routes (host-gw) carry pod packets at the interface's full MTU.
+POD_NETWORK_DEFAULT = "host-gw"
+POD_NETWORK_WHY = "the legacy default: the Cloud Network routes pod addresses as they are"
+
+
+def pod_network(s):
+    return kinds.pod_network(s, POD_NETWORK_DEFAULT, POD_NETWORK_WHY)
 
 
 @dataclass(frozen=True)
@@ -170,7 +178,7 @@ def template_facts(s, role, attach=None):
         # No security groups: the nftables host firewall (kube-firewall.service)
         # closes PublicNet.
         "host_firewall": True,
-        "flannel_backend": "host-gw",
+        "flannel_backend": pod_network(s)[0],
     }
 
 

@@ -6,10 +6,12 @@ router with its gateway on EXTERNAL_NETWORK (SNAT to the internet) and an
 interface on the subnet, and one security group: every member reaches
 every other on every port; SSH and the API server are open to ADMIN_CIDR;
 nothing else comes in. Every server boots on a port made beforehand on
-that subnet (with the group and, for host-gw, KUBE_NETWORK as an allowed
-address pair: pods' packets leave with pod addresses, which port security
-would drop). The master's floating IP is allocated and associated before
-it boots, so its certificate and the kubeconfig name it; nodes have no
+that subnet, with the group. Pod traffic: flannel vxlan by default
+(pod_network), between the ports' own addresses; only host-gw, chosen
+explicitly, adds KUBE_NETWORK as an allowed address pair on every port and
+opens the group to it (pods' packets leave with pod addresses, which port
+security would drop). The master's floating IP is allocated and associated
+before it boots, so its certificate and the kubeconfig name it; nodes have no
 public address (unless NODE_FLOATING_IPS) and are reached through the
 master as a jump host. Cluster traffic runs on the cluster network.
 
@@ -19,7 +21,7 @@ nothing without both is ever touched. See kinds.py for each name here.
 
 import time
 
-from . import layout, names, progress
+from . import kinds, layout, names, progress
 from .errors import CloudError, UserError
 from .kinds import Attach, Reach, Target
 
@@ -35,13 +37,34 @@ _RULE_KEYS = ("direction", "ethertype", "protocol", "port_range_min", "port_rang
               "remote_group_id")
 # Stands for the group's own ID in wanted_rules (unknown until it exists).
 SELF = "self"
+# flannel's backend unless POD_NETWORK_BACKEND says otherwise. host-gw
+# routes pod packets with pod source addresses: port security passes them
+# only with KUBE_NETWORK as an allowed address pair, and Flex's OVN takes
+# single addresses there, no CIDR (rackerlabs/genestack
+# docs/openstack-floating-ips.md, shared floating IP section), so the pair
+# is accepted and every pod packet between nodes silently dropped. vxlan
+# sends them inside UDP 8472 between the ports' own addresses, which the
+# group's member rule already admits.
+POD_NETWORK_DEFAULT = "vxlan"
+POD_NETWORK_WHY = ("the OpenStack default: OVN (Rackspace Flex) takes no CIDR as an allowed address pair, "
+                   "so host-gw's pod routes would be dropped; vxlan runs between the servers' own addresses")
 
 
 # --- pure decisions -----------------------------------------------------------
 
+def pod_network(s):
+    return kinds.pod_network(s, POD_NETWORK_DEFAULT, POD_NETWORK_WHY)
+
+
+def host_gw(s):
+    return pod_network(s)[0] == "host-gw"
+
+
 def wanted_rules(s):
     """The ingress rules of the cluster's security group (egress stays as
-    Neutron makes it: everything out)."""
+    Neutron makes it: everything out). The member rule (every protocol
+    from the group's ports) carries vxlan's UDP 8472 too: its outer
+    packets go between the ports' own addresses."""
     base = {"direction": "ingress", "ethertype": "IPv4"}
     admin = str(s.ADMIN_CIDR)
     rules = [
@@ -50,10 +73,18 @@ def wanted_rules(s):
         dict(base, protocol="tcp", port_range_min=layout.API_PORT, port_range_max=layout.API_PORT,
              remote_ip_prefix=admin),
     ]
-    if s.POD_NETWORK_BACKEND == "host-gw":
+    if host_gw(s):
         # Routed pod packets carry pod source addresses.
         rules.append(dict(base, remote_ip_prefix=str(s.KUBE_NETWORK)))
     return rules
+
+
+def made_for_host_gw(s, existing):
+    """Pure: does the group (its `existing` rules) open KUBE_NETWORK, as
+    it does only for host-gw? Then the master's flannel runs host-gw, and a
+    port made now without the address pair would cut its server's pods off."""
+    wanted = _rule_key(dict(direction="ingress", ethertype="IPv4", remote_ip_prefix=str(s.KUBE_NETWORK)), None)
+    return any(_rule_key(r, None) == wanted for r in existing)
 
 
 def _rule_key(rule, group_id):
@@ -78,7 +109,7 @@ def missing_rules(wanted, existing, group_id):
 
 
 def allowed_pairs(s):
-    return (s.KUBE_NETWORK,) if s.POD_NETWORK_BACKEND == "host-gw" else ()
+    return (s.KUBE_NETWORK,) if host_gw(s) else ()
 
 
 def ours(resources, s):
@@ -155,7 +186,7 @@ def template_facts(s, role, attach=None):
         # Security groups close the servers; no host firewall (its script
         # looks for PublicNet, which OpenStack servers are not on).
         "host_firewall": False,
-        "flannel_backend": s.POD_NETWORK_BACKEND,
+        "flannel_backend": pod_network(s)[0],
     }
 
 
@@ -199,7 +230,11 @@ def prepare_network(s, cloud):
     if group is None:
         group = api.create_security_group(gname, f"kube-rackspace cluster {s.INSTANCE_PREFIX}", tags=[tag])
         progress.info(f"created security group {gname} ({group['id']})")
-    for rule in missing_rules(wanted_rules(s), group.get("security_group_rules") or [], group["id"]):
+    existing = group.get("security_group_rules") or []
+    if not host_gw(s) and made_for_host_gw(s, existing):
+        raise CloudError(f"security group {gname} opens KUBE_NETWORK: this cluster was made with flannel host-gw; "
+                         "set POD_NETWORK_BACKEND=host-gw for it, or `inv down` and `inv up` again for vxlan")
+    for rule in missing_rules(wanted_rules(s), existing, group["id"]):
         api.create_rule(group["id"], rule)
     return Target(network_id=net["id"], subnet_id=subnet["id"], security_group_id=group["id"],
                   external_network_id=external["id"])
@@ -211,7 +246,7 @@ def flavor_choice(s, cloud):
     listed flavor that meets the role's minimum. A flavor set by the user,
     by name or ID, is used as it is."""
     from .cloudservers import for_cloud
-    from .servers import FLAVOR_MINIMUMS, FLAVOR_SETTINGS, smallest_flavor
+    from .servers import FLAVOR_SETTINGS, minimum, smallest_flavor
 
     # Once per run (up's preflight and prepare both ask): one line each.
     known = getattr(cloud, "_kube_flavor_choice", None)
@@ -221,13 +256,16 @@ def flavor_choice(s, cloud):
     for role, setting in FLAVOR_SETTINGS.items():
         if s.source(setting) != "default":
             continue
-        flavor = smallest_flavor(role, for_cloud(cloud).flavor_details())
+        nova = for_cloud(cloud)
+        image_min = nova.image_minimums()
+        flavor = smallest_flavor(role, nova.flavor_details(), image_min)
         if flavor is None:
-            cpus, ram = FLAVOR_MINIMUMS[role]
-            raise CloudError(f"no flavor here has {cpus} vCPU and {ram} MiB for the {role}; set {setting} "
-                             "to the flavor to use")
-        progress.info(f"{role} flavor: {flavor.get('name')} ({flavor.get('vcpus')} vCPU, {flavor.get('ram')} MiB), "
-                      f"the smallest that fits ({setting} to choose another)")
+            cpus, ram, disk = minimum(role, image_min)
+            raise CloudError(f"no flavor here has {cpus} vCPU, {ram} MiB and a root disk of {disk} GB for the "
+                             f"{role} (disk-0 flavors boot only from volumes, which this tool does not make); "
+                             f"set {setting} to the flavor to use")
+        progress.info(f"{role} flavor: {flavor.get('name')} ({flavor.get('vcpus')} vCPU, {flavor.get('ram')} MiB, "
+                      f"{flavor.get('disk')} GB disk), the smallest that fits ({setting} to choose another)")
         picked.append((role, flavor["id"]))
     cloud._kube_flavor_choice = tuple(picked)
     return cloud._kube_flavor_choice

@@ -23,6 +23,9 @@ Each kind is a module with the same names (kind_legacy, kind_openstack):
                                  `inv down`'s part: every network resource, in order
   release_endpoint(s, cloud, storage_url) -> str
                                  the object store URL the servers download from
+  pod_network(s) -> (backend, why)
+                                 flannel's backend (POD_NETWORK_BACKEND, else the
+                                 kind's default) and why, for `inv plan`
   template_facts(s, role, attach) -> dict
                                  what the cloud-config templates need to know about
                                  the networks (the `net` namespace in templates)
@@ -77,6 +80,14 @@ class Reach:
 
 
 KIND_NAMES = ("legacy", "openstack")
+
+
+def pod_network(s, default, why):
+    """(backend, why): POD_NETWORK_BACKEND when it is set (an explicit
+    choice wins on every kind), else the kind's `default` for `why`."""
+    if s.POD_NETWORK_BACKEND:
+        return s.POD_NETWORK_BACKEND, f"POD_NETWORK_BACKEND={s.POD_NETWORK_BACKEND} ({s.source('POD_NETWORK_BACKEND')})"
+    return default, why
 
 
 def named(name):

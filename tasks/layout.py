@@ -92,6 +92,10 @@ UNIT_FIREWALL = "kube-firewall.service"
 # Flannel's CNI bridge on every server (the pods of this host); named in the
 # flannel CNI config and trusted by the host firewall.
 POD_BRIDGE = "cni0"
+# flannel's vxlan device: flannel.<VNI>, VNI 1 unless net-conf.json sets one
+# (flannel-io/flannel v0.26.7 pkg/backend/vxlan/vxlan.go: defaultVNI = 1,
+# name fmt.Sprintf("flannel.%d", cfg.VNI)).
+FLANNEL_VXLAN_DEVICE = "flannel.1"
 SSH_PORT = 22
 # The Kubernetes default NodePort range (kube-apiserver --service-node-port-range).
 NODEPORTS = (30000, 32767)

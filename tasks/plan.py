@@ -158,6 +158,8 @@ def plan(c):
         print(f"  {'server':<14} {name:<32} {action} ({detail})")
     for line in kind.exposure(s):
         print(f"open to the world: {line}")
+    backend, why = kind.pod_network(s)
+    print(f"pod network: flannel {backend} ({why})")
     listed = [srv for srv in found if names.is_cluster_server(s, srv.name, srv.metadata)]
     written, origin, master_unknown, token_note, configs = write_user_data(
         s, cloud, kind.reach(s, cloud, listed), kind.NAME)

@@ -11,13 +11,30 @@ from dataclasses import dataclass, field
 
 from . import names
 
-# The smallest server each role boots on: (vCPUs, MiB of RAM).
+# The root disk every server needs, in GB as Nova counts a flavor's `disk`
+# (GiB: nova/compute/api.py multiplies root_gb by units.Gi). Flatcar's
+# OpenStack image (layout "vm", flatcar/scripts build_library/disk_layout.json
+# and disk_util, as in stable 4593.2.5) is 12.3 GiB: 6.1 GiB of fixed
+# partitions (EFI 1 GiB, USR-A and USR-B 2 GiB each, OEM 1 GiB, OEM-CONFIG
+# 64 MiB) and a ROOT that grows to the rest of the disk at first boot.
+# Kubernetes on ROOT at its peak, during the first boot: the release
+# tarball (~0.4 GiB) and its unpacked server/bin (~1.2 GiB) until
+# fetch-release.sh removes them, plus the images in containerd (compressed
+# and unpacked: control plane, etcd, CoreDNS, flannel; ~1.5 GiB): ~3.1 GiB.
+# The kubelet starts deleting images at 85 % use (imageGCHighThresholdPercent)
+# and evicts pods under 10 % free: 3.1 / 0.85 = 3.7 GiB of ROOT just for
+# the cluster itself, and room for the first workloads' images and logs
+# (~5 GiB) brings ROOT to ~9 GiB: 6.1 + 9 = 15 GiB; 20, the usual flavor
+# size at or above it (Flex's gp.0.1.* have 10 GB, gp.0.2.* 40 GB; the
+# legacy general1-1 20 GB).
+ROOT_DISK_GB = 20
+# The smallest server each role boots on: (vCPUs, MiB of RAM, GB of disk).
 # master: kubeadm init's preflight refuses fewer than 2 CPUs (NumCPUCheck)
 # and less than 1700 MB of memory (MemCheck); both are fatal errors.
 # node: kubeadm join checks neither. 1 vCPU and 1 GiB still hold the node's
 # own daemons (kubelet, containerd, kube-proxy, flannel: some 300 MB) with
 # room for a few pods; below that the kubelet evicts pods at once.
-FLAVOR_MINIMUMS = {"master": (2, 1700), "node": (1, 1024)}
+FLAVOR_MINIMUMS = {"master": (2, 1700, ROOT_DISK_GB), "node": (1, 1024, ROOT_DISK_GB)}
 FLAVOR_SETTINGS = {"master": "KUBE_MASTER_FLAVOR", "node": "KUBE_NODE_FLAVOR"}
 
 # Nova statuses after which a server will not become ACTIVE by itself.
@@ -199,34 +216,64 @@ def surplus_message(s, surplus):
             "(`inv nodes --prune` drains and removes them)")
 
 
-def _size(flavor):
-    return f"{flavor.get('vcpus')} vCPU, {flavor.get('ram')} MiB"
-
-
-def _fits(flavor, minimum):
-    cpus, ram = minimum
+def _number(flavor, key):
     try:
-        return int(flavor.get("vcpus") or 0) >= cpus and int(flavor.get("ram") or 0) >= ram
+        return int(flavor.get(key) or 0)
     except (TypeError, ValueError):
-        return False
+        return 0
 
 
-def flavor_problem(role, flavor, flavors):
-    """None when `flavor` (a Nova flavor dict with vcpus and ram) is big
-    enough for a server of `role`, else one line naming the setting, the
-    flavor, its size, the minimum and the smallest listed flavor that fits."""
-    cpus, ram = minimum = FLAVOR_MINIMUMS[role]
-    if _fits(flavor, minimum):
+def _size(flavor):
+    return f"{flavor.get('vcpus')} vCPU, {flavor.get('ram')} MiB, {_number(flavor, 'disk')} GB disk"
+
+
+def minimum(role, image_min=(0, 0)):
+    """(vCPUs, MiB, GB) a flavor needs for `role` booting an image whose
+    (min_disk GB, min_ram MiB) are `image_min` (Nova's minDisk, minRam)."""
+    cpus, ram, disk = FLAVOR_MINIMUMS[role]
+    image_disk, image_ram = image_min
+    return cpus, max(ram, int(image_ram or 0)), max(disk, int(image_disk or 0))
+
+
+def _fits(flavor, need):
+    """A disk of 0 never fits: such a flavor boots only from a volume,
+    which this tool does not make (see flavor_problem)."""
+    cpus, ram, disk = need
+    return _number(flavor, "vcpus") >= cpus and _number(flavor, "ram") >= ram and _number(flavor, "disk") >= disk
+
+
+def _offered(flavor, need):
+    return _fits(flavor, need) and not flavor.get("OS-FLV-DISABLED:disabled")
+
+
+def _smallest_key(flavor):
+    return (_number(flavor, "ram"), _number(flavor, "vcpus"), _number(flavor, "disk"), str(flavor.get("name")),
+            str(flavor.get("id")))
+
+
+def flavor_problem(role, flavor, flavors, image_min=(0, 0)):
+    """None when `flavor` (a Nova flavor dict with vcpus, ram and disk) is
+    big enough for a server of `role` on an image with `image_min`, else
+    one line naming the setting, the flavor, its size, the minimum and the
+    smallest listed flavor that fits."""
+    need = cpus, ram, disk = minimum(role, image_min)
+    if _fits(flavor, need):
         return None
     family = str(flavor.get("id", "")).split("-")[0]
-    fitting = sorted((f for f in flavors if _fits(f, minimum)),
-                     key=lambda f: (int(f["ram"]), int(f["vcpus"]), str(f.get("id", "")).split("-")[0] != family,
-                                    str(f.get("id", ""))))
+    fitting = sorted((f for f in flavors if _offered(f, need)),
+                     key=lambda f: _smallest_key(f)[:2] + (str(f.get("id", "")).split("-")[0] != family,
+                                                            _number(f, "disk"), str(f.get("id", ""))))
     hint = f"the smallest that fits is {fitting[0]['id']} ({fitting[0].get('name')}, {_size(fitting[0])})" \
         if fitting else "no listed flavor is that large"
+    setting = f"{FLAVOR_SETTINGS[role]}={flavor.get('id')} ({flavor.get('name')})"
+    if _number(flavor, "disk") == 0 and _number(flavor, "vcpus") >= cpus and _number(flavor, "ram") >= ram:
+        # Nova boots a disk-0 flavor only from a volume (it refuses an
+        # image-backed one: BootFromVolumeRequiredForZeroDiskFlavor).
+        return (f"{setting} has no root disk (disk 0: it boots only from a volume, which this tool does not "
+                f"create); a server needs a flavor with at least {disk} GB of disk: {hint}")
     why = "kubeadm init's preflight needs" if role == "master" else "a node needs"
-    return (f"{FLAVOR_SETTINGS[role]}={flavor.get('id')} ({flavor.get('name')}) has {_size(flavor)}; "
-            f"{why} at least {cpus} vCPU and {ram} MiB: {hint}")
+    disk_why = f"{disk} GB of disk" + (" (the image's min_disk)" if disk > FLAVOR_MINIMUMS[role][2] else "")
+    return f"{setting} has {_size(flavor)}; {why} at least {cpus} vCPU, {ram} MiB and {disk_why}: {hint}"
 
 
 def conflict_message(conflicts):
@@ -301,22 +348,11 @@ def poll_intervals(first=1.0, longest=3.0):
         interval = min(longest, interval + 0.5)
 
 
-def smallest_flavor(role, flavors):
+def smallest_flavor(role, flavors, image_min=(0, 0)):
     """Pure: the smallest flavor (least RAM, then vCPUs, then disk) in
-    `flavors` (Nova's /flavors/detail) that meets FLAVOR_MINIMUMS[role],
-    or None. Flavor names differ per region (Flex: gp.5.2.4 in one,
-    gp.8.2.4 in another), sizes do not."""
-    cpus, ram = FLAVOR_MINIMUMS[role]
-
-    def number(flavor, key):
-        try:
-            return int(flavor.get(key) or 0)
-        except (TypeError, ValueError):
-            return 0
-
-    fitting = [f for f in flavors if number(f, "vcpus") >= cpus and number(f, "ram") >= ram
-               and not f.get("OS-FLV-DISABLED:disabled")]
-    if not fitting:
-        return None
-    return min(fitting, key=lambda f: (number(f, "ram"), number(f, "vcpus"), number(f, "disk"),
-                                       str(f.get("name")), str(f.get("id"))))
+    `flavors` (Nova's /flavors/detail) that meets the role's minimum on an
+    image with `image_min` (see minimum), or None. Flavor names differ per
+    region (Flex: gp.5.2.4 in one, gp.8.2.4 in another), sizes do not."""
+    need = minimum(role, image_min)
+    fitting = [f for f in flavors if _offered(f, need)]
+    return min(fitting, key=_smallest_key) if fitting else None

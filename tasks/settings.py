@@ -151,6 +151,13 @@ def _kind(raw):
     return raw
 
 
+def _backend(raw):
+    if raw not in ("", "host-gw", "vxlan"):
+        raise ValueError(f"must be host-gw, vxlan or empty (the cloud kind's: vxlan on OpenStack, host-gw on "
+                         f"legacy), got {raw!r}")
+    return raw
+
+
 def _off(raw):
     value = _bool(raw)
     if value:
@@ -248,7 +255,7 @@ SPECS = {
     "DNS_NAMESERVERS": Spec(_ips),
     "ADMIN_CIDR": Spec(_cidr),
     "NODE_FLOATING_IPS": Spec(_bool),
-    "POD_NETWORK_BACKEND": Spec(_choice("host-gw", "vxlan")),
+    "POD_NETWORK_BACKEND": Spec(_backend),
     "CLOUD_KIND": Spec(_kind),
     "OS_CLOUD": Spec(_str),
     "OS_PROJECT_NAME": Spec(_str),

@@ -183,6 +183,53 @@ def test_openstacksdk_loader_reads_clouds_and_secure_yaml(clouds_files):
     assert creds.auth["user_domain_name"] == "rackspace_cloud_domain"
 
 
+@pytest.mark.parametrize("auth_url,refused", [(FLEX_URL, True), ("https://keystone.example.org/v3", False)])
+def test_a_user_domain_id_is_refused_with_flexs_identity(auth_url, refused):
+    """Flex's identity plugin (keystone-rxt) takes the user domain by name only."""
+    entry = dict(FLEX_ENTRY, auth=dict(FLEX_ENTRY["auth"], auth_url=auth_url, user_domain_id="d0a1b2"))
+    s = settings.load(environ={})
+    if not refused:
+        assert credentials.resolve(s, entry, FLEX_SOURCES).auth["user_domain_id"] == "d0a1b2"
+        return
+    with pytest.raises(ConfigError) as err:
+        credentials.resolve(s, entry, dict(FLEX_SOURCES, user_domain_id="clouds.yaml"))
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("user_domain_id d0a1b2 (from clouds.yaml")
+    assert "by name only" in message and "user_domain_name: rackspace_cloud_domain" in message
+
+
+@pytest.mark.parametrize("where", ["environment", "clouds.yaml"])
+def test_a_user_domain_id_from_any_source_is_refused_on_flex(tmp_path, monkeypatch, where):
+    """Through openstacksdk's own loader: OS_USER_DOMAIN_ID in the
+    environment, or domain_id in clouds.yaml (which the loader turns into
+    user_domain_id)."""
+    for name in [k for k in __import__("os").environ if k.startswith("OS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
+    monkeypatch.setenv("OS_CLIENT_SECURE_FILE", str(tmp_path / "secure.yaml"))
+    if where == "environment":
+        environ = {"OS_AUTH_URL": FLEX_URL, "OS_USERNAME": "alice", "OS_PASSWORD": "pw",
+                   "OS_PROJECT_NAME": "123456_Flex", "OS_USER_DOMAIN_ID": "d0a1b2"}
+        for k, v in environ.items():
+            monkeypatch.setenv(k, v)
+        s = settings.load(environ={k: v for k, v in environ.items() if k != "OS_USER_DOMAIN_ID"})
+    else:
+        (tmp_path / "clouds.yaml").write_text(f"""clouds:
+  flex:
+    auth:
+      auth_url: {FLEX_URL}
+      username: alice
+      password: pw
+      project_name: 123456_Flex
+      domain_id: d0a1b2
+    identity_api_version: 3
+""")
+        s = settings.load(environ={"OS_CLOUD": "flex"})
+    with pytest.raises(ConfigError, match=r"^user_domain_id d0a1b2 .*by name only"):
+        credentials.load(s)
+
+
 def test_unknown_cloud_is_one_line(clouds_files):
     with pytest.raises(ConfigError, match=r"^OS_CLOUD=nosuch: .*") as err:
         credentials.load(settings.load(environ={"OS_CLOUD": "nosuch"}))

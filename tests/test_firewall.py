@@ -209,6 +209,19 @@ def test_rules_allow_exactly_what_the_readme_lists(material, tmp_path, role, nod
         assert verdict(ruleset, {"iif": iif, "proto": "icmpv6", "ct": "new", "type": "nd-redirect"}) == "drop"
 
 
+@pytest.mark.parametrize("backend", ["", "host-gw", "vxlan"])
+def test_flannels_vxlan_device_is_trusted_only_with_vxlan(material, tmp_path, backend):
+    """Legacy with POD_NETWORK_BACKEND=vxlan: other servers' pod packets come
+    out of flannel.1 (their UDP came in on the Cloud Network); without
+    vxlan no such device is trusted, and PublicNet stays as it was."""
+    files, _ = render(material, "node", POD_NETWORK_BACKEND=backend)
+    ruleset = loaded(boot_transaction(files), tmp_path)
+    expected = ALL_PORTS if backend == "vxlan" else set()
+    assert accepted_ports(ruleset, layout.FLANNEL_VXLAN_DEVICE, "tcp") == expected
+    assert accepted_ports(ruleset, layout.FLANNEL_VXLAN_DEVICE, "udp") == expected
+    assert accepted_ports(ruleset, PUBLIC_IF, "udp") == set()
+
+
 def test_the_evaluator_sees_a_rule_that_opens_a_port(material, tmp_path):
     """The test above can fail: one more open port on PublicNet is found."""
     files, _ = render(material, "node")

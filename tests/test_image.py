@@ -163,6 +163,7 @@ def mirror(tmp_path):
     m.fpr, _ = release_mirror.make_test_key(m.gnupghome)
     m.sha512 = release_mirror.publish_flatcar(m.root, "stable", "4230.2.1", image, m.gnupghome)
     m.image_bytes = open(image, "rb").read()
+    m.image_path = image
     m.url = flatcar.image_url(m.base_url + "/flatcar/{channel}", "stable", "4230.2.1")
     yield m
     m.stop()
@@ -172,6 +173,32 @@ def consume(chunks):
     return b"".join(chunks)
 
 
+def qemu_virtual_size(path):
+    """The virtual size as qemu-img itself reads it."""
+    import json
+    import subprocess
+
+    out = subprocess.run(["qemu-img", "info", "--output=json", str(path)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)["virtual-size"]
+
+
+@pytest.mark.parametrize("size", ["64M", "1G", "13212057600"])
+def test_qcow2_virtual_size_is_what_qemu_img_reads(tmp_path, size):
+    """13212057600 bytes: Flatcar stable's OpenStack image (25804800 blocks
+    of 512, flatcar/scripts disk_util with layout "vm"): min_disk 13 GB."""
+    path = tmp_path / "disk.qcow2"
+    release_mirror.make_qcow2(str(path), size=size)
+    head = path.read_bytes()[:32]
+    assert flatcar.qcow2_virtual_size(head) == qemu_virtual_size(path)
+    assert flatcar.min_disk_gb(flatcar.qcow2_virtual_size(head)) == {"64M": 1, "1G": 1, "13212057600": 13}[size]
+
+
+def test_a_header_that_is_not_qcow2_has_no_virtual_size():
+    assert flatcar.qcow2_virtual_size(b"\x00" * 64) is None
+    assert flatcar.qcow2_virtual_size(b"QFI\xfb") is None
+    assert flatcar.min_disk_gb(0) == 0
+
+
 def test_pipeline_streams_the_verified_image_and_keeps_the_download(tmp_path, mirror):
     import requests
     cache = tmp_path / "cache" / flatcar.IMAGE_FILE
@@ -179,6 +206,7 @@ def test_pipeline_streams_the_verified_image_and_keeps_the_download(tmp_path, mi
         got = consume(pipe.chunks())
     assert got == mirror.image_bytes
     assert got[:4] == b"QFI\xfb"      # qcow2 magic
+    assert pipe.result.virtual_size == qemu_virtual_size(mirror.image_path)
     assert pipe.result.sha512 == hashlib.sha512(got).hexdigest()
     assert pipe.result.md5 == hashlib.md5(got).hexdigest()
     assert cache.is_file() and not cache.with_name(cache.name + ".part").exists()

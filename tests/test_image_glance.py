@@ -106,6 +106,9 @@ def test_import_then_an_unchanged_rerun_uploads_nothing(env, glance, flatcar_mir
     assert (img["os_distro"], img["os_version"], img["hw_qemu_guest_agent"], img["img_config_drive"]) == \
         ("flatcar", version, "yes", "optional")
     assert "kube-rackspace" in img["tags"]
+    # The mirror's image is a 64 MiB qcow2: min_disk rounds up to 1 GB;
+    # min_ram is a node's minimum.
+    assert (img["min_disk"], img["min_ram"]) == (1, 1024), proc.stdout
     cached = os.path.join(env["KUBE_DOWNLOAD_DIR"], "flatcar", CHANNEL, version, release_mirror.FLATCAR_IMAGE + ".bz2")
     assert os.path.isfile(cached)
 
@@ -192,14 +195,18 @@ def test_interrupted_upload_leaves_no_active_image_and_a_rerun_completes_it(env,
         assert done["id"] == cut["id"]         # completed into the same image
 
 
-def test_via_url_lets_glance_fetch_it_and_checks_the_stored_digest(env, glance, flatcar_mirror):
+def test_via_url_lets_glance_fetch_it_and_checks_the_stored_digest(env, glance, flatcar_mirror, tmp_path):
     version = "4230.2.5"
-    publish(flatcar_mirror, version)
+    # As large a disk as Flatcar stable's OpenStack image (sparse: a small file).
+    image = str(tmp_path / "flatcar-size.qcow2")
+    release_mirror.make_qcow2(image, size="13212057600")
+    publish(flatcar_mirror, version, image_bytes_path=image)
     proc = run_inv(["image", "--version", version, "--via-url"], env)
     [img] = glance(name(version))
     assert img["status"] == "active", proc.stdout
-    assert img["os_hash_value"] == hashlib.sha512(open(flatcar_mirror.image, "rb").read()).hexdigest()
+    assert img["os_hash_value"] == hashlib.sha512(open(image, "rb").read()).hexdigest()
     assert "kube-rackspace" in img["tags"] and img["os_distro"] == "flatcar"
+    assert (img["min_disk"], img["min_ram"]) == (13, 1024), proc.stdout
 
 
 def test_via_url_refuses_an_image_whose_stored_digest_is_not_the_expected_one(env, glance, flatcar_mirror):

@@ -22,8 +22,9 @@ def test_kind_modules_are_picked_by_name_only():
         with pytest.raises(ValueError, match="cloud kind must be one of"):
             kinds.named(name)
     for module in (kind_legacy, kind_openstack):
-        for name in ("NAME", "prepare_network", "attach", "reach", "flavor_choice", "exposure", "network_rows", "inventory",
-                     "remove_network", "release_endpoint", "template_facts", "IMAGE_UPLOAD_REFUSED",
+        for name in ("NAME", "prepare_network", "attach", "reach", "flavor_choice", "pod_network", "exposure",
+                     "network_rows", "inventory", "remove_network", "release_endpoint", "template_facts",
+                     "IMAGE_UPLOAD_REFUSED",
                      "NO_IMAGE_TODO"):
             assert hasattr(module, name), (module.__name__, name)
 
@@ -38,10 +39,50 @@ def test_only_legacy_refuses_inv_image_and_each_kind_says_what_to_do_without_an_
 
 RULES = [
     # (settings, rules wanted besides the group's own, by (protocol, ports, source))
-    ({}, {("tcp", 22, "0.0.0.0/0"), ("tcp", 6443, "0.0.0.0/0"), (None, None, "10.240.0.0/16")}),
+    # vxlan (the default): its UDP 8472 runs between members, which the
+    # member rule admits; nothing is opened to KUBE_NETWORK.
+    ({}, {("tcp", 22, "0.0.0.0/0"), ("tcp", 6443, "0.0.0.0/0")}),
+    ({"POD_NETWORK_BACKEND": "host-gw"},
+     {("tcp", 22, "0.0.0.0/0"), ("tcp", 6443, "0.0.0.0/0"), (None, None, "10.240.0.0/16")}),
     ({"ADMIN_CIDR": "203.0.113.0/24", "POD_NETWORK_BACKEND": "vxlan"},
      {("tcp", 22, "203.0.113.0/24"), ("tcp", 6443, "203.0.113.0/24")}),
 ]
+
+
+@pytest.mark.parametrize("environ,openstack,legacy", [
+    ({}, "vxlan", "host-gw"),
+    ({"POD_NETWORK_BACKEND": ""}, "vxlan", "host-gw"),
+    ({"POD_NETWORK_BACKEND": "host-gw"}, "host-gw", "host-gw"),
+    ({"POD_NETWORK_BACKEND": "vxlan"}, "vxlan", "vxlan"),
+])
+def test_pod_network_backend_is_the_kinds_default_unless_set(environ, openstack, legacy):
+    s = load(**environ)
+    backend, why = kind_openstack.pod_network(s)
+    assert backend == openstack and kind_openstack.template_facts(s, "master")["flannel_backend"] == openstack
+    assert ("POD_NETWORK_BACKEND=" in why) == bool(environ.get("POD_NETWORK_BACKEND"))
+    if not environ.get("POD_NETWORK_BACKEND"):
+        assert "allowed address pair" in why
+    backend, why = kind_legacy.pod_network(s)
+    assert backend == legacy and kind_legacy.template_facts(s, "node")["flannel_backend"] == legacy
+
+
+@pytest.mark.parametrize("backend,pairs", [("", ()), ("vxlan", ()), ("host-gw", ("10.240.0.0/16",))])
+def test_only_host_gw_puts_kube_network_on_the_ports(backend, pairs):
+    s = load(POD_NETWORK_BACKEND=backend)
+    assert tuple(str(p) for p in kind_openstack.allowed_pairs(s)) == pairs
+
+
+def test_a_group_made_for_host_gw_stops_a_vxlan_run():
+    """A cluster made with host-gw keeps its flannel on the master: a port
+    made now without the address pair would cut its server's pods off."""
+    s = load()
+    host_gw = kind_openstack.wanted_rules(load(POD_NETWORK_BACKEND="host-gw"))
+    echoed = [dict(r, remote_group_id="g1" if r.get("remote_group_id") else None, protocol=r.get("protocol"))
+              for r in host_gw]
+    assert kind_openstack.made_for_host_gw(s, echoed)
+    assert not kind_openstack.made_for_host_gw(s, [r for r in echoed if r.get("remote_ip_prefix") != "10.240.0.0/16"])
+    # Another /16 in the group is not ours.
+    assert not kind_openstack.made_for_host_gw(load(KUBE_NETWORK="10.244.0.0/16"), echoed)
 
 
 @pytest.mark.parametrize("environ,expected", RULES)
@@ -56,7 +97,7 @@ def test_security_group_opens_ssh_and_api_to_admin_cidr_and_all_between_members(
 
 
 def test_missing_rules_compares_with_what_neutron_returns():
-    s = load()
+    s = load(POD_NETWORK_BACKEND="host-gw")
     wanted = kind_openstack.wanted_rules(s)
     existing = [
         # Neutron's own egress rules, and the rules as it echoes them back.
@@ -154,7 +195,7 @@ def test_jump_host_ssh_goes_through_the_master_with_the_same_key(tmp_path, monke
 
 
 @pytest.mark.parametrize("environ,message", [
-    ({"POD_NETWORK_BACKEND": "udp"}, r"^POD_NETWORK_BACKEND .*host-gw, vxlan"),
+    ({"POD_NETWORK_BACKEND": "udp"}, r"^POD_NETWORK_BACKEND .*host-gw, vxlan or empty .*vxlan on OpenStack"),
     ({"DNS_NAMESERVERS": "1.1.1.1,dns.example"}, r"^DNS_NAMESERVERS .*IPv4 address"),
     ({"ADMIN_CIDR": "203.0.113.5/24"}, r"^ADMIN_CIDR .*CIDR"),
     ({"CLOUD_KIND": "flex"}, r"^CLOUD_KIND .*legacy, openstack or empty"),
@@ -179,16 +220,34 @@ FLEX_FLAVORS = [
 ]
 
 
-@pytest.mark.parametrize("role,flavors,expected", [
-    ("master", FLEX_FLAVORS, "gp.5.2.4"),      # 2 vCPU, 1700 MB: not gp.5.2.2 (1536 MB)
-    ("node", FLEX_FLAVORS, "gp.5.2.2"),        # least RAM that fits; gp.5.1.1 is disabled
-    ("master", FLEX_FLAVORS[:1], None),
-    ("node", [{"id": "x", "name": "odd", "vcpus": "2", "ram": "2048"}], "odd"),
+# Flex's gp.0.* as genestack docs/openstack-flavors.md lists them: the
+# 1-vCPU ones have a 10 GB disk.
+FLEX_GP0 = [
+    {"id": "g1", "name": "gp.0.1.2", "vcpus": 1, "ram": 2048, "disk": 10},
+    {"id": "g2", "name": "gp.0.1.4", "vcpus": 1, "ram": 4096, "disk": 10},
+    {"id": "g3", "name": "gp.0.2.2", "vcpus": 2, "ram": 2048, "disk": 40},
+    {"id": "g4", "name": "gp.0.2.4", "vcpus": 2, "ram": 4096, "disk": 40},
+    {"id": "v1", "name": "bfv.2.4", "vcpus": 2, "ram": 4096, "disk": 0},
+]
+
+
+@pytest.mark.parametrize("role,flavors,image_min,expected", [
+    ("master", FLEX_FLAVORS, (0, 0), "gp.5.2.4"),      # 2 vCPU, 1700 MB: not gp.5.2.2 (1536 MB)
+    ("node", FLEX_FLAVORS, (0, 0), "gp.5.2.2"),        # least RAM that fits; gp.5.1.1 is disabled
+    ("master", FLEX_FLAVORS[:1], (0, 0), None),
+    ("node", [{"id": "x", "name": "odd", "vcpus": "2", "ram": "2048", "disk": "20"}], (0, 0), "odd"),
+    # Disk: gp.0.1.2 has the least RAM but 10 GB; a disk-0 flavor never.
+    ("node", FLEX_GP0, (0, 0), "gp.0.2.2"),
+    ("master", FLEX_GP0, (0, 0), "gp.0.2.2"),
+    ("node", FLEX_GP0[-1:], (0, 0), None),
+    # The image's own minimums count too.
+    ("node", FLEX_GP0, (13, 3000), "gp.0.2.4"),
+    ("node", FLEX_GP0, (41, 0), None),
 ])
-def test_the_smallest_flavor_that_meets_the_roles_minimum(role, flavors, expected):
+def test_the_smallest_flavor_that_meets_the_roles_minimum(role, flavors, image_min, expected):
     from tasks import servers
 
-    found = servers.smallest_flavor(role, flavors)
+    found = servers.smallest_flavor(role, flavors, image_min)
     assert (found or {}).get("name") == expected
 
 

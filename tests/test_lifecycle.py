@@ -451,6 +451,7 @@ def test_plan_shows_what_up_would_do_and_changes_nothing(test_cloud, built):
     assert f"{prefix}-pool-net" in out and "create" in out
     for name in (f"{prefix}-master", f"{prefix}-node-1", f"{prefix}-node-2"):
         assert f"{name:<32} create" in out
+    assert "pod network: flannel host-gw (the legacy default" in out
     plan_dir = f"{env['HOME']}/.kube/rackspace/{prefix}/plan"
     node = yaml.safe_load(open(f"{plan_dir}/{prefix}-node-1.yaml"))
     assert node["hostname"] == f"{prefix}-node-1"
@@ -483,8 +484,14 @@ def test_plan_shows_what_up_would_do_and_changes_nothing(test_cloud, built):
     ("INSTANCE_PREFIX", "Bad_Prefix", "error: INSTANCE_PREFIX (from environment) 'Bad_Prefix' cannot be part"),
     ("OS_API_KEY", "", "error: missing credentials: OS_API_KEY (or OS_PASSWORD)"),
     ("KUBE_MASTER_FLAVOR", "general1-1",
-     "error: KUBE_MASTER_FLAVOR=general1-1 (1 GB General Purpose v1) has 1 vCPU, 1024 MiB; kubeadm init's "
-     "preflight needs at least 2 vCPU and 1700 MiB: the smallest that fits is general1-2 (2 GB General Purpose v1"),
+     "error: KUBE_MASTER_FLAVOR=general1-1 (1 GB General Purpose v1) has 1 vCPU, 1024 MiB, 20 GB disk; kubeadm "
+     "init's preflight needs at least 2 vCPU, 1700 MiB and 20 GB of disk: the smallest that fits is general1-2 "
+     "(2 GB General Purpose v1"),
+    # Rackspace's memory flavors boot only from a volume (disk 0).
+    ("KUBE_NODE_FLAVOR", "memory1-15",
+     "error: KUBE_NODE_FLAVOR=memory1-15 (15 GB Memory v1) has no root disk (disk 0: it boots only from a volume, "
+     "which this tool does not create); a server needs a flavor with at least 20 GB of disk: the smallest that "
+     "fits is "),
 ])
 def test_a_bad_setting_stops_up_before_any_server_exists(test_cloud, env, setting, value, message):
     before = resources(test_cloud)

@@ -110,6 +110,9 @@ def test_plan_up_status_down_on_openstack(bed, os_env):
     assert f"router         {prefix}-router" in plan.stdout and "create (gateway PUBLICNET)" in plan.stdout
     assert "ADMIN_CIDR=0.0.0.0/0: that is everywhere" in plan.stdout
     assert "gp.0.2.4" in plan.stdout                  # the smallest flavor with 2 vCPU and 1700 MB
+    # The nodes' too: gp.0.1.2 has 1 vCPU and 2 GB but a 10 GB disk.
+    assert "node flavor: gp.0.2.4" in plan.stdout and "gp.0.1.2" not in plan.stdout
+    assert "pod network: flannel vxlan (the OpenStack default" in plan.stdout
     assert resources(bed) == before
 
     up = run_inv(["up"], env)
@@ -121,13 +124,15 @@ def test_plan_up_status_down_on_openstack(bed, os_env):
     group = neutron(bed, "security-groups", name=f"{prefix}-cluster")[0]
     ingress = {(r["protocol"], r["port_range_min"], r["remote_ip_prefix"], bool(r["remote_group_id"]))
                for r in group["security_group_rules"] if r["direction"] == "ingress"}
+    # vxlan: members reach each other (its UDP 8472 too); nothing is open
+    # to KUBE_NETWORK.
     assert ingress == {(None, None, None, True), ("tcp", 22, "0.0.0.0/0", False),
-                       ("tcp", 6443, "0.0.0.0/0", False), (None, None, "10.240.0.0/16", False)}
+                       ("tcp", 6443, "0.0.0.0/0", False)}
     ports = {p["name"]: p for p in neutron(bed, "ports", network_id=nets[0]["id"]) if p["name"]}
     assert set(ports) == {f"{prefix}-master-port", f"{prefix}-node-1-port", f"{prefix}-node-2-port"}
     for port in ports.values():
         assert port["security_groups"] == [group["id"]] and tag in port["tags"]
-        assert port["allowed_address_pairs"][0]["ip_address"] == "10.240.0.0/16"
+        assert port["allowed_address_pairs"] == []
     fips = neutron(bed, "floatingips", tags=tag)
     assert [f["port_id"] for f in fips] == [ports[f"{prefix}-master-port"]["id"]]
     master_fip = fips[0]["floating_ip_address"]
@@ -210,12 +215,22 @@ def test_the_seed_stages_one_at_a_time_build_what_up_builds_on_openstack(bed, os
 
 def test_two_clusters_in_one_project_leave_each_other_whole(bed, os_env):
     a = os_env
-    b = dict(a, INSTANCE_PREFIX="g" + secrets.token_hex(3), NUM_NODES="1")
+    # b chose host-gw: its ports carry KUBE_NETWORK as an address pair and
+    # its group opens to it, as before vxlan became the default.
+    b = dict(a, INSTANCE_PREFIX="g" + secrets.token_hex(3), NUM_NODES="1", POD_NETWORK_BACKEND="host-gw")
     before = resources(bed)
     run_inv(["up", "--no-checks"], a)
     with_a = resources(bed)
     run_inv(["up", "--no-checks"], b)
     both = resources(bed)
+    for env, pairs, rule in ((a, [], False), (b, [{"ip_address": "10.240.0.0/16"}], True)):
+        tag = f"kube-rackspace-cluster={env['INSTANCE_PREFIX']}"
+        ports = neutron(bed, "ports", tags=tag)
+        assert len(ports) == int(env["NUM_NODES"]) + 1
+        assert all([{"ip_address": p["ip_address"]} for p in port["allowed_address_pairs"]] == pairs
+                   for port in ports)
+        group = neutron(bed, "security-groups", name=f"{env['INSTANCE_PREFIX']}-cluster")[0]
+        assert any(r["remote_ip_prefix"] == "10.240.0.0/16" for r in group["security_group_rules"]) == rule
     run_inv(["down", "--yes"], b)
     assert resources(bed) == with_a
     run_inv(["down", "--yes"], a)

@@ -250,15 +250,18 @@ def test_unknown_flavor_names_its_setting():
     assert str(err.value).startswith("KUBE_NODE_FLAVOR='general1-3' is neither the ID nor the name of a flavor in ORD")
 
 
-# Mimic's, as GET /flavors/detail lists them (ram in MiB).
-FLAVORS = [{"id": "2", "name": "512MB Standard Instance", "vcpus": 1, "ram": 512},
-           {"id": "4", "name": "2GB Standard Instance", "vcpus": 2, "ram": 2048},
-           {"id": "general1-1", "name": "1 GB General Purpose v1", "vcpus": 1, "ram": 1024},
-           {"id": "general1-2", "name": "2 GB General Purpose v1", "vcpus": 2, "ram": 2048},
-           {"id": "general1-4", "name": "4 GB General Purpose v1", "vcpus": 4, "ram": 4096},
-           {"id": "memory1-15", "name": "15 GB Memory v1", "vcpus": 2, "ram": 15360},
-           {"id": "odd-1", "name": "1.5 GB two cores", "vcpus": 2, "ram": 1536},
-           {"id": "odd-2", "name": "1.7 GB two cores", "vcpus": 2, "ram": 1700}]
+# Mimic's, as GET /flavors/detail lists them (ram in MiB, disk in GB;
+# Rackspace's memory and compute flavors have disk 0: volumes only), and
+# Flex's gp.0.1.2 with its 10 GB disk.
+FLAVORS = [{"id": "2", "name": "512MB Standard Instance", "vcpus": 1, "ram": 512, "disk": 20},
+           {"id": "4", "name": "2GB Standard Instance", "vcpus": 2, "ram": 2048, "disk": 80},
+           {"id": "general1-1", "name": "1 GB General Purpose v1", "vcpus": 1, "ram": 1024, "disk": 20},
+           {"id": "general1-2", "name": "2 GB General Purpose v1", "vcpus": 2, "ram": 2048, "disk": 40},
+           {"id": "general1-4", "name": "4 GB General Purpose v1", "vcpus": 4, "ram": 4096, "disk": 80},
+           {"id": "memory1-15", "name": "15 GB Memory v1", "vcpus": 2, "ram": 15360, "disk": 0},
+           {"id": "odd-1", "name": "1.5 GB two cores", "vcpus": 2, "ram": 1536, "disk": 40},
+           {"id": "odd-2", "name": "1.7 GB two cores", "vcpus": 2, "ram": 1700, "disk": 40},
+           {"id": "gp.0.1.2", "name": "gp.0.1.2", "vcpus": 1, "ram": 2048, "disk": 10}]
 FLAVOR = {f["id"]: f for f in FLAVORS}
 
 
@@ -267,9 +270,10 @@ FLAVOR = {f["id"]: f for f in FLAVORS}
     ("master", "odd-1", False),        # 2 CPUs, but under MemCheck's 1700 MB
     ("master", "odd-2", True),
     ("master", "general1-2", True),
-    ("master", "memory1-15", True),
+    ("master", "memory1-15", False),   # disk 0: boots only from a volume
     ("node", "general1-1", True),
     ("node", "2", False),
+    ("node", "gp.0.1.2", False),       # 10 GB: less than Flatcar and the cluster's images need
 ])
 def test_flavor_minimums_per_role(role, flavor, ok):
     assert (servers.flavor_problem(role, FLAVOR[flavor], FLAVORS) is None) == ok
@@ -277,13 +281,41 @@ def test_flavor_minimums_per_role(role, flavor, ok):
 
 def test_a_small_master_flavor_names_size_minimum_and_the_smallest_that_fits():
     message = servers.flavor_problem("master", FLAVOR["general1-1"], [f for f in FLAVORS if f["id"] != "odd-2"])
-    assert message == ("KUBE_MASTER_FLAVOR=general1-1 (1 GB General Purpose v1) has 1 vCPU, 1024 MiB; "
-                       "kubeadm init's preflight needs at least 2 vCPU and 1700 MiB: the smallest that fits "
-                       "is general1-2 (2 GB General Purpose v1, 2 vCPU, 2048 MiB)")
+    assert message == ("KUBE_MASTER_FLAVOR=general1-1 (1 GB General Purpose v1) has 1 vCPU, 1024 MiB, 20 GB disk; "
+                       "kubeadm init's preflight needs at least 2 vCPU, 1700 MiB and 20 GB of disk: the smallest "
+                       "that fits is general1-2 (2 GB General Purpose v1, 2 vCPU, 2048 MiB, 40 GB disk)")
     assert "smallest that fits is odd-2 " in servers.flavor_problem("master", FLAVOR["general1-1"], FLAVORS)
     node = servers.flavor_problem("node", FLAVOR["2"], FLAVORS[:1])
-    assert node.startswith("KUBE_NODE_FLAVOR=2 (512MB Standard Instance) has 1 vCPU, 512 MiB; a node needs "
-                           "at least 1 vCPU and 1024 MiB") and node.endswith("no listed flavor is that large")
+    assert node.startswith("KUBE_NODE_FLAVOR=2 (512MB Standard Instance) has 1 vCPU, 512 MiB, 20 GB disk; a node "
+                           "needs at least 1 vCPU, 1024 MiB and 20 GB of disk") and \
+        node.endswith("no listed flavor is that large")
+
+
+def test_a_flavor_with_too_small_a_disk_names_disk_minimum_and_the_smallest_that_fits():
+    message = servers.flavor_problem("node", FLAVOR["gp.0.1.2"], FLAVORS)
+    assert message == ("KUBE_NODE_FLAVOR=gp.0.1.2 (gp.0.1.2) has 1 vCPU, 2048 MiB, 10 GB disk; a node needs at "
+                       "least 1 vCPU, 1024 MiB and 20 GB of disk: the smallest that fits is general1-1 "
+                       "(1 GB General Purpose v1, 1 vCPU, 1024 MiB, 20 GB disk)")
+
+
+def test_the_images_min_disk_and_min_ram_raise_the_minimum():
+    # An image that needs 30 GB and 2 GiB: general1-1 (20 GB) no longer fits.
+    message = servers.flavor_problem("node", FLAVOR["general1-1"], FLAVORS, image_min=(30, 2048))
+    assert "at least 1 vCPU, 2048 MiB and 30 GB of disk (the image's min_disk)" in message
+    # Of the same RAM, the flavor family of the one set (general1) first.
+    assert message.endswith("the smallest that fits is general1-2 (2 GB General Purpose v1, 2 vCPU, 2048 MiB, "
+                            "40 GB disk)")
+    assert servers.flavor_problem("node", FLAVOR["general1-1"], FLAVORS, image_min=(13, 1024)) is None
+    assert servers.minimum("master", (13, 1024)) == (2, 1700, servers.ROOT_DISK_GB)
+
+
+def test_a_disk_0_flavor_is_refused_in_one_line():
+    message = servers.flavor_problem("master", FLAVOR["memory1-15"], FLAVORS)
+    assert "\n" not in message
+    assert message == ("KUBE_MASTER_FLAVOR=memory1-15 (15 GB Memory v1) has no root disk (disk 0: it boots only "
+                       "from a volume, which this tool does not create); a server needs a flavor with at least "
+                       "20 GB of disk: the smallest that fits is odd-2 (1.7 GB two cores, 2 vCPU, 1700 MiB, "
+                       "40 GB disk)")
 
 
 def test_the_default_flavors_pass_on_mimic():

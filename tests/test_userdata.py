@@ -95,8 +95,14 @@ VARIANTS = {
 OPENSTACK_VARIANTS = {
     "openstack": {"CLOUD_KIND": "openstack"},
     "openstack-vxlan": {"CLOUD_KIND": "openstack", "POD_NETWORK_BACKEND": "vxlan"},
+    "openstack-host-gw": {"CLOUD_KIND": "openstack", "POD_NETWORK_BACKEND": "host-gw"},
 }
 VARIANTS.update(OPENSTACK_VARIANTS)
+VARIANTS["legacy-vxlan"] = {"POD_NETWORK_BACKEND": "vxlan"}
+# flannel's backend per variant: the kind's default (vxlan on OpenStack,
+# host-gw on legacy) unless POD_NETWORK_BACKEND says.
+BACKENDS = {"openstack": "vxlan", "openstack-vxlan": "vxlan", "openstack-host-gw": "host-gw",
+            "legacy-vxlan": "vxlan"}
 MASTER_FLOATING_IP = "198.51.100.7"
 
 
@@ -117,6 +123,11 @@ def rendered(request, material):
     if request.param in OPENSTACK_VARIANTS:
         return s, facts, render_openstack(s, facts)
     return s, facts, render_both(s, facts)
+
+
+@pytest.fixture
+def variant_backend(rendered, request):
+    return BACKENDS.get(request.node.callspec.params["rendered"], "host-gw")
 
 
 def test_openstack_servers_use_the_floating_ip_and_the_cluster_network(material):
@@ -449,13 +460,17 @@ def test_kube_dns_is_moved_only_when_dns_server_ip_is_not_kubeadms(rendered):
         assert service["metadata"]["name"] == "kube-dns"
 
 
-def test_flannel_uses_its_backend_on_kube_network_over_the_cloud_network(rendered):
+def test_flannel_uses_its_backend_on_kube_network_over_the_cloud_network(rendered, variant_backend):
     s, _, texts = rendered
     docs = list(yaml.safe_load_all(files_of(yaml.safe_load(texts["master"]))[layout.FLANNEL_MANIFEST]["content"]))
     config = next(d for d in docs if d["kind"] == "ConfigMap")
     net_conf = json.loads(config["data"]["net-conf.json"])
     assert net_conf["Network"] == str(s.KUBE_NETWORK)
-    assert net_conf["Backend"] == {"Type": s.POD_NETWORK_BACKEND}
+    # Only the type: no VNI, Port or MTU of ours. flannel's vxlan device
+    # takes the interface's MTU less 50 (flannel-io/flannel v0.26.7
+    # pkg/backend/vxlan/vxlan.go, device.go).
+    assert net_conf["Backend"] == {"Type": variant_backend}
+    assert set(net_conf) == {"Network", "EnableNFTables", "Backend"}
     json.loads(config["data"]["cni-conf.json"])
     daemonset = next(d for d in docs if d["kind"] == "DaemonSet")
     args = daemonset["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -1033,3 +1048,17 @@ def test_the_master_registers_the_token_with_the_recorded_expiry_never_forever(m
         assert now <= expiration <= now + datetime.timedelta(seconds=10)
     # The config with the token in it is gone from /run.
     assert not list(Path(rooted.RUN_DIR).glob("kubeadm*.yaml"))
+
+
+def test_nothing_overrides_the_interface_mtu(rendered):
+    """The interface's MTU is the network's (Neutron's `mtu`, handed out by
+    DHCP: Flatcar's zz-default.network has UseMTU=true, flatcar/init
+    systemd/network/zz-default.network), and vxlan's is derived from it:
+    no unit, networkd file or flannel setting of ours may set one."""
+    _, _, texts = rendered
+    for role, text in texts.items():
+        # (A bare "mtu" may turn up inside the random PEM blocks.)
+        assert not re.search(r'(?i)mtubytes|"mtu"|\bmtu\s*[=:]|\bmtu\s+\d', text), role
+        config = yaml.safe_load(text)
+        assert not [p for p in files_of(config) if p.startswith(("/etc/systemd/network", "/run/systemd/network"))]
+        assert not [u for u in config["coreos"]["units"] if u["name"].endswith((".network", ".link", ".netdev"))]
