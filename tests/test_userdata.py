@@ -66,9 +66,12 @@ def node_facts(facts, index=1):
 
 
 def render_both(s, facts):
+    """Both roles on the legacy kind, with its facts for these settings."""
     return {
-        "master": userdata.render("master", s, facts),
-        "node": userdata.render("node", s, node_facts(facts)),
+        "master": userdata.render("master", s, dataclasses.replace(
+            facts, net=kind_legacy.template_facts(s, "master"))),
+        "node": userdata.render("node", s, dataclasses.replace(
+            node_facts(facts), net=kind_legacy.template_facts(s, "node"))),
     }
 
 
