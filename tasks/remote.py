@@ -214,6 +214,7 @@ class ServerResult:
     checks: list = field(default_factory=list)   # CheckResult, in order
     error: str = ""                              # could not even log in
     journal: tuple = ()                          # (what was run, its output) for the first failure
+    planned: tuple = ()                          # names of every check it was to run
 
     @property
     def ok(self):
@@ -388,7 +389,7 @@ def check_server(s, target, checks, timeout, wait, expected_nodes=()):
     that does not pass yet until `timeout` (the server may still be
     booting). Never raises for the server's own faults: they go into the
     result."""
-    result = ServerResult(target)
+    result = ServerResult(target, planned=tuple(c.name for c in checks))
     deadline = time.monotonic() + timeout
     wait(target.name, "connecting")
     try:
@@ -487,12 +488,13 @@ def check_all(s, targets, timeout=None, backend=None):
 
 def table_rows(results):
     """(header, rows): one row per server, one column per check name in the
-    order first seen; cells 'ok', 'FAIL' or '-' (not run)."""
+    order first seen (planned or run: a check that a failure before it kept
+    from running still has its column); cells 'ok', 'FAIL' or '-' (not run)."""
     columns = []
     for r in results:
-        for c in r.checks:
-            if c.name not in columns:
-                columns.append(c.name)
+        for name in [*r.planned, *(c.name for c in r.checks)]:
+            if name not in columns:
+                columns.append(name)
     header = ["server", "role", "address", "ssh"] + columns
     rows = []
     for r in results:

@@ -89,11 +89,13 @@ def test_table_has_a_column_per_check_and_marks_failures():
     ok = remote.ServerResult(remote.Target("demo-master", "master", "203.0.113.1"),
                              [remote.CheckResult("kubelet", True), remote.CheckResult("readyz", False, "refused")],
                              journal=("kubelet.service", "boom"))
-    down = remote.ServerResult(remote.Target("demo-node-1", "node", "203.0.113.2"), error="no SSH login")
+    down = remote.ServerResult(remote.Target("demo-node-1", "node", "203.0.113.2"), error="no SSH login",
+                               planned=("kubelet", "cluster DNS answers"))
     header, rows = remote.table_rows([ok, down])
-    assert header == ["server", "role", "address", "ssh", "kubelet", "readyz"]
-    assert rows == [["demo-master", "master", "203.0.113.1", "ok", "ok", "FAIL"],
-                    ["demo-node-1", "node", "203.0.113.2", "FAIL", "-", "-"]]
+    # A check no server got to (after a failure, or no login) keeps its column.
+    assert header == ["server", "role", "address", "ssh", "kubelet", "readyz", "cluster DNS answers"]
+    assert rows == [["demo-master", "master", "203.0.113.1", "ok", "ok", "FAIL", "-"],
+                    ["demo-node-1", "node", "203.0.113.2", "FAIL", "-", "-", "-"]]
     text = remote.plain_table(header, rows)
     lines = text.splitlines()
     # Aligned: every row's role column starts where the header's does.

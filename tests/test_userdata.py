@@ -317,6 +317,26 @@ def test_the_units_and_files_the_checks_rely_on_are_defined(rendered):
             assert re.search(rf"^After=.*\b{re.escape(layout.UNIT_RELEASE)}", units[later]["content"], re.M)
 
 
+def test_the_pod_checks_select_what_the_master_runs(rendered):
+    """The post-boot checks find flannel's and CoreDNS's pods by namespace
+    and label: the rendered manifests must put them there."""
+    s, _, texts = rendered
+    files = files_of(yaml.safe_load(texts["master"]))
+    flannel = {d["kind"]: d for d in yaml.safe_load_all(files[layout.FLANNEL_MANIFEST]["content"]) if d}
+    daemonset = flannel["DaemonSet"]
+    key, value = layout.FLANNEL_SELECTOR.split("=")
+    assert daemonset["metadata"]["namespace"] == layout.FLANNEL_NAMESPACE
+    assert daemonset["spec"]["template"]["metadata"]["labels"][key] == value
+    if layout.KUBE_DNS_SERVICE in files:
+        # Written when kube-dns must move to DNS_SERVER_IP; it selects
+        # kubeadm's CoreDNS pods by kubeadm's label, as the checks do.
+        service = yaml.safe_load(files[layout.KUBE_DNS_SERVICE]["content"])
+        key, value = layout.COREDNS_SELECTOR.split("=")
+        assert service["metadata"]["namespace"] == layout.COREDNS_NAMESPACE
+        assert service["spec"]["selector"] == {key: value}
+        assert service["spec"]["clusterIP"] == str(s.DNS_SERVER_IP)
+
+
 _DEPENDENCY = re.compile(r"^(Requires|Wants|BindsTo|Requisite|After)=(.*)$", re.M)
 
 
