@@ -276,3 +276,10 @@ def test_a_failed_check_prints_its_hint_and_diagnostics(capsys):
     assert "demo-node-2: cluster DNS answers: communications error to 10.0.0.10#53: timed out" in out
     assert out[out.index("--- demo-node-2: ip route show ---") + 1] == "default via 192.0.2.1 dev eth0"
     assert "demo-node-2 (cluster DNS answers: communications error" in str(caught.value)
+
+
+def test_cluster_dns_follows_the_settings(tmp_path):
+    s = settings.load(environ={"KUBE_STATE_DIR": str(tmp_path), "DNS_SERVER_IP": "10.0.0.53",
+                               "DNS_DOMAIN": "dev.example"})
+    assert remote.cluster_dns(s, "vxlan") == layout.ClusterDNS("10.0.0.53", "dev.example", "vxlan")
+    assert remote.cluster_dns(settings.load(environ={"ENABLE_CLUSTER_DNS": "false"}), "host-gw") is None
