@@ -123,26 +123,100 @@ ROLES = ("master", "node")
 @dataclass(frozen=True)
 class Check:
     """One post-boot check: run `argv` on the server (as root: prefix sudo
-    for a non-root SSH_USER); exit status 0 means passed. On failure, show
-    the journal of `unit`."""
+    for a non-root SSH_USER); exit status 0 means passed, and when `expect`
+    names one of remote's output readers (EXPECT), its output must satisfy
+    it too. On failure, show the output of `diagnose` when set, else the
+    journal of `unit`; `hint`, with {server} filled in, is printed as a line
+    of its own: what the failure most likely means and where to read on."""
 
     name: str
     argv: tuple
     unit: str
+    expect: str = ""
+    diagnose: tuple = ()
+    hint: str = ""
 
     def command(self, sudo=False):
         """The shell command line to send over SSH."""
-        return shlex.join(("sudo", "-n") + self.argv if sudo else self.argv)
+        return _sudo(self.argv, sudo)
+
+    def diagnose_command(self, sudo=False):
+        return _sudo(self.diagnose, sudo) if self.diagnose else ""
+
+
+def _sudo(argv, sudo):
+    return shlex.join(("sudo", "-n") + argv if sudo else argv)
+
+
+# What remote reads in a check's output, by Check.expect: every expected
+# node is Ready; flannel's pod runs and is Ready on every expected node;
+# every CoreDNS pod is Ready; dig printed an address.
+EXPECT = ("nodes", "flannel", "coredns", "dns")
+
+# Where the pods are found: flannel's DaemonSet (cloud-config/addons/
+# kube-flannel.yaml.j2) and kubeadm's CoreDNS Deployment, whose pods carry
+# k8s-app=kube-dns like the kube-dns Service that selects them.
+FLANNEL_NAMESPACE = "kube-flannel"
+FLANNEL_SELECTOR = "app=flannel"
+COREDNS_NAMESPACE = "kube-system"
+COREDNS_SELECTOR = "k8s-app=kube-dns"
+# The name every cluster DNS must answer: the API server's Service, which
+# exists from `kubeadm init` on. (kubernetes.default.svc.DNS_DOMAIN)
+DNS_PROBE_NAME = "kubernetes.default.svc"
+# dig is part of Flatcar's base image: coreos-base/coreos's RDEPEND lists
+# net-dns/bind (BIND 9.18, which installs dig, host and nslookup; named's
+# users are package.provided, not installed): flatcar/scripts
+# sdk_container/src/third_party/coreos-overlay/coreos-base/coreos/coreos-0.0.1.ebuild
+# and profiles/coreos/targets/generic/package.provided at tag stable-4593.2.5
+# (9fd32ab8279a7feaa82113d7408e50ba6232dc94). Called by name: /usr/bin is on
+# the PATH of an SSH command. Two tries of 2 s: a lost UDP packet is retried,
+# and the check itself is retried until BOOT_TIMEOUT.
+DIG = ("dig", "+short", "+time=2", "+tries=2")
+POD_NETWORK_HINT = ("pods on {server} cannot reach pods on other nodes: POD_NETWORK_BACKEND={backend}; "
+                    "see README")
+
+
+@dataclass(frozen=True)
+class ClusterDNS:
+    """What the DNS check asks: `server` (DNS_SERVER_IP) for the API
+    server's name in `domain` (DNS_DOMAIN); `backend` is flannel's, named in
+    the hint when the query is not answered."""
+
+    server: str
+    domain: str
+    backend: str
+
+    def name(self):
+        return f"{DNS_PROBE_NAME}.{self.domain}."
 
 
 def _active(unit):
     return Check(f"{unit} is active", ("systemctl", "is-active", "--quiet", unit), unit)
 
 
-def checks(role, cluster_ip=None):
+def _kubectl(*args):
+    return (f"{BIN_DIR}/kubectl", "--kubeconfig", ADMIN_CONF) + args
+
+
+def _pods(namespace, selector, output):
+    return _kubectl("get", "pods", "--namespace", namespace, "--selector", selector, "-o", output)
+
+
+def dns_check(dns):
+    """From this server, the Service IP of the cluster DNS answers: the
+    query goes through kube-proxy's rules to a CoreDNS pod, on this server
+    or, over the pod network, on another."""
+    return Check("cluster DNS answers", DIG + (f"@{dns.server}", dns.name(), "A"), UNIT_KUBELET,
+                 expect="dns", diagnose=("ip", "route", "show"),
+                 hint=POD_NETWORK_HINT.replace("{backend}", dns.backend))
+
+
+def checks(role, cluster_ip=None, dns=None):
     """The checks for a server of `role`, in the order to run them. The
     master's need its Cloud Network address, the one the API server
-    advertises (and its certificate names)."""
+    advertises (and its certificate names). `dns`: a ClusterDNS when
+    ENABLE_CLUSTER_DNS is on (CoreDNS and the query through the pod
+    network are checked), else None."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     found = [_active(UNIT_RELEASE), _active(UNIT_BOOTSTRAP), _active(UNIT_KUBELET)]
@@ -154,10 +228,18 @@ def checks(role, cluster_ip=None):
                   ("curl", "--silent", "--show-error", "--fail", "--max-time", "10",
                    "--cacert", CA_CERT, f"https://{cluster_ip}:{API_PORT}/readyz"),
                   UNIT_KUBELET),
-            Check("nodes are registered",
-                  (f"{BIN_DIR}/kubectl", "--kubeconfig", ADMIN_CONF, "get", "nodes", "-o", "json"),
-                  UNIT_BOOTSTRAP),
+            Check("nodes are registered", _kubectl("get", "nodes", "-o", "json"), UNIT_BOOTSTRAP,
+                  expect="nodes"),
+            Check("flannel runs on every node", _pods(FLANNEL_NAMESPACE, FLANNEL_SELECTOR, "json"),
+                  UNIT_BOOTSTRAP, expect="flannel",
+                  diagnose=_pods(FLANNEL_NAMESPACE, FLANNEL_SELECTOR, "wide")),
         ]
+        if dns is not None:
+            found.append(Check("CoreDNS is ready", _pods(COREDNS_NAMESPACE, COREDNS_SELECTOR, "json"),
+                               UNIT_BOOTSTRAP, expect="coredns",
+                               diagnose=_pods(COREDNS_NAMESPACE, COREDNS_SELECTOR, "wide")))
+    if dns is not None:
+        found.append(dns_check(dns))
     return found
 
 

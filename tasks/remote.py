@@ -8,6 +8,7 @@ server and the file to edit. Entries are keyed by the server's public
 address, as the user knows it, so `ssh` and `inv ssh` agree with us.
 """
 
+import ipaddress
 import json
 import shlex
 import sys
@@ -36,6 +37,7 @@ JOURNAL_LINES = 20
 # so a command missing once the units before it passed will not appear.
 NOT_RUNNABLE = (126, 127)
 NO_LIST = "kubectl printed no node list"
+NO_PODS = "kubectl printed no pod list"
 
 _file_lock = threading.Lock()
 
@@ -203,6 +205,7 @@ class CheckResult:
     name: str
     ok: bool
     detail: str = ""
+    hint: str = ""       # layout.Check.hint of a failed check, for this server
 
 
 @dataclass
@@ -210,7 +213,8 @@ class ServerResult:
     target: Target
     checks: list = field(default_factory=list)   # CheckResult, in order
     error: str = ""                              # could not even log in
-    journal: tuple = ()                          # (unit, text) of the failing unit
+    journal: tuple = ()                          # (what was run, its output) for the first failure
+    planned: tuple = ()                          # names of every check it was to run
 
     @property
     def ok(self):
@@ -240,12 +244,6 @@ def _shell(s, argv):
     return shlex.join(("sudo", "-n", *argv) if sudo(s) else argv)
 
 
-def is_nodes_check(check):
-    """The master's check that lists nodes (layout's `kubectl get nodes -o
-    json`): exit 0 is not enough, every server must be Ready in its output."""
-    return tuple(check.argv[-4:]) == ("get", "nodes", "-o", "json")
-
-
 def nodes_ready(output, expected):
     """'' when every `expected` node is registered and Ready in `kubectl get
     nodes -o json` output, else one line saying which are not."""
@@ -268,6 +266,117 @@ def nodes_ready(output, expected):
     return "; ".join(parts)
 
 
+def _pods(output):
+    """The pods of `kubectl get pods -o json` output, or None."""
+    try:
+        items = json.loads(output).get("items")
+    except (ValueError, AttributeError):
+        return None
+    return items if isinstance(items, list) else None
+
+
+def pod_state(pod):
+    """'' for a pod that is Running and Ready, else a word for what it is:
+    its container's waiting or terminated reason (CrashLoopBackOff,
+    ContainerCreating, Error...), Terminating, or its phase."""
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    if meta.get("deletionTimestamp"):
+        return "Terminating"
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    phase = status.get("phase") or "Unknown"
+    if phase == "Running" and ready:
+        return ""
+    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        state = container.get("state") or {}
+        for key in ("waiting", "terminated"):
+            reason = (state.get(key) or {}).get("reason")
+            if reason and reason != "Completed":
+                return reason
+    return phase if phase != "Running" else "not Ready"
+
+
+def flannel_running(output, expected):
+    """'' when flannel's pod is Running and Ready on every `expected` node in
+    `kubectl get pods -o json` output, else one line naming the nodes where
+    it is not, each with its pod's state (or "no pod")."""
+    pods = _pods(output)
+    if pods is None:
+        return NO_PODS
+    states = {}
+    for pod in pods:
+        node = (pod.get("spec") or {}).get("nodeName") or ""
+        # A node is fine when one of its flannel pods is (a replaced one may linger).
+        if node and states.get(node) != "":
+            states[node] = pod_state(pod)
+    bad = [f"{n} ({states[n]})" if n in states else f"{n} (no pod)" for n in expected if states.get(n) != ""]
+    return f"flannel is not running on {', '.join(bad)}" if bad else ""
+
+
+def coredns_ready(output):
+    """'' when CoreDNS has pods and every one is Running and Ready in
+    `kubectl get pods -o json` output, else one line naming the others and
+    where they are."""
+    pods = _pods(output)
+    if pods is None:
+        return NO_PODS
+    if not pods:
+        return "no CoreDNS pod"
+    bad = []
+    for pod in pods:
+        state = pod_state(pod)
+        if state:
+            name = (pod.get("metadata") or {}).get("name", "?")
+            node = (pod.get("spec") or {}).get("nodeName") or "no node"
+            bad.append(f"{name} on {node} ({state})")
+    return f"CoreDNS not ready: {', '.join(bad)}" if bad else ""
+
+
+def dns_answered(output):
+    """'' when `dig +short` printed an IPv4 address (the answer), else why
+    not: dig's first ";;" line ("communications error to IP#53: timed
+    out": nothing came back), or, when it printed nothing, that the answer
+    had no address (NXDOMAIN or an empty record: CoreDNS answered, but not
+    for the API server's name)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        try:
+            ipaddress.IPv4Address(line)
+            return ""
+        except ValueError:
+            continue
+    errors = [line.lstrip("; ") for line in lines if line.startswith(";")]
+    return errors[0] if errors else "the answer holds no address"
+
+
+def outcome(check, status, out, err, expected):
+    """'' when a check passed, else one line saying why not: for a command
+    that failed, its last line of stderr (else stdout), except dig's first
+    ";;" line (dig prints its errors on stdout, the first one names the
+    server and what happened); for one that exited 0, read_output's."""
+    if status != 0:
+        fallback = _one_line(err) or _one_line(out) or f"exit status {status}"
+        if check.expect == "dns":
+            return dns_answered(out) if ";;" in out else fallback
+        return fallback
+    return read_output(check, out, expected)
+
+
+def read_output(check, output, expected):
+    """'' when a check whose command exited 0 printed what layout.Check
+    .expect says it must, else one line saying what is wrong."""
+    if check.expect == "nodes":
+        return nodes_ready(output, expected)
+    if check.expect == "flannel":
+        return flannel_running(output, expected)
+    if check.expect == "coredns":
+        return coredns_ready(output)
+    if check.expect == "dns":
+        return dns_answered(output)
+    if check.expect:
+        raise ValueError(f"no reader for expect={check.expect!r}; layout.EXPECT is {layout.EXPECT}")
+    return ""
+
+
 def _unit_failed(s, conn, unit):
     # `systemctl is-active` prints "failed" for a unit that gave up: waiting
     # will not make it active, so report it at once instead of at the timeout.
@@ -280,7 +389,7 @@ def check_server(s, target, checks, timeout, wait, expected_nodes=()):
     that does not pass yet until `timeout` (the server may still be
     booting). Never raises for the server's own faults: they go into the
     result."""
-    result = ServerResult(target)
+    result = ServerResult(target, planned=tuple(c.name for c in checks))
     deadline = time.monotonic() + timeout
     wait(target.name, "connecting")
     try:
@@ -294,22 +403,20 @@ def check_server(s, target, checks, timeout, wait, expected_nodes=()):
             wait(target.name, check.name)
             while True:
                 status, out, err = run(conn, check.command(sudo=sudo(s)))
-                problem = "" if status == 0 else (_one_line(err) or _one_line(out) or f"exit status {status}")
-                garbled = False
-                if not problem and is_nodes_check(check):
-                    problem = nodes_ready(out, expected_nodes)
-                    # kubectl that exits 0 always prints the list: no list
-                    # now means none later either.
-                    garbled = problem == NO_LIST
+                problem = outcome(check, status, out, err, expected_nodes)
+                # kubectl that exits 0 always prints the list: no list now
+                # means none later either.
+                garbled = status == 0 and problem in (NO_LIST, NO_PODS)
                 if not problem:
                     result.checks.append(CheckResult(check.name, True))
                     break
                 wait(target.name, f"{check.name}: {_short(problem, 60)}")
                 if (time.monotonic() + RETRY_DELAY >= deadline or status in NOT_RUNNABLE or garbled
                         or _unit_failed(s, conn, check.unit)):
-                    result.checks.append(CheckResult(check.name, False, problem))
+                    result.checks.append(CheckResult(check.name, False, problem,
+                                                     check.hint.replace("{server}", target.name)))
                     if not result.journal:
-                        result.journal = (check.unit, journal(s, conn, check.unit))
+                        result.journal = diagnostics(s, conn, check)
                     return result
                 time.sleep(RETRY_DELAY)
     except (OSError, EOFError, paramiko.SSHException) as exc:
@@ -324,11 +431,33 @@ def journal(s, conn, unit, lines=JOURNAL_LINES):
     return out.rstrip() if status == 0 else f"(journalctl failed: {_one_line(err) or status})"
 
 
-def check_all(s, targets, timeout=None):
+def diagnostics(s, conn, check):
+    """(heading, text) shown under a failed check: the output of its
+    `diagnose` command when it has one, else its unit's journal."""
+    if not check.diagnose:
+        return f"last {JOURNAL_LINES} lines of journalctl -u {check.unit}", journal(s, conn, check.unit)
+    command = check.diagnose_command(sudo=sudo(s))
+    status, out, err = run(conn, command)
+    text = (out.rstrip() + ("\n" + err.rstrip() if err.strip() else "")).strip()
+    return shlex.join(check.diagnose), text if status == 0 else f"({text or 'no output'}; exit status {status})"
+
+
+def cluster_dns(s, backend):
+    """layout.ClusterDNS of these settings (None without cluster DNS);
+    `backend` is the flannel backend the cloud kind put in the user data."""
+    if not s.ENABLE_CLUSTER_DNS:
+        return None
+    return layout.ClusterDNS(str(s.DNS_SERVER_IP), s.DNS_DOMAIN, backend)
+
+
+def check_all(s, targets, timeout=None, backend=None):
     """Check every server at once, one thread each, with layout's checks for
-    its role; the master's node check waits for every server to be Ready.
-    Returns the ServerResults in `targets` order."""
+    its role; the master's node check waits for every server to be Ready,
+    and its flannel check for flannel on every one. `backend`: the flannel
+    backend in effect (default POD_NETWORK_BACKEND), named when pods cannot
+    reach each other. Returns the ServerResults in `targets` order."""
     timeout = timeout or s.BOOT_TIMEOUT
+    dns = cluster_dns(s, backend or s.POD_NETWORK_BACKEND)
     expected = [t.name for t in targets]
     states = {t.name: "waiting" for t in targets}
     lock = threading.Lock()
@@ -344,7 +473,7 @@ def check_all(s, targets, timeout=None):
                 w.update(f"{done}/{len(states)} done" + (f"; {', '.join(pending[:2])}{more}" if pending else ""))
 
         def one(target):
-            checks = layout.checks(target.role, target.cluster_ip)
+            checks = layout.checks(target.role, target.cluster_ip, dns)
             result = check_server(s, target, checks, timeout, wait, expected)
             wait(target.name, "ok" if result.ok else "failed")
             return result
@@ -359,12 +488,13 @@ def check_all(s, targets, timeout=None):
 
 def table_rows(results):
     """(header, rows): one row per server, one column per check name in the
-    order first seen; cells 'ok', 'FAIL' or '-' (not run)."""
+    order first seen (planned or run: a check that a failure before it kept
+    from running still has its column); cells 'ok', 'FAIL' or '-' (not run)."""
     columns = []
     for r in results:
-        for c in r.checks:
-            if c.name not in columns:
-                columns.append(c.name)
+        for name in [*r.planned, *(c.name for c in r.checks)]:
+            if name not in columns:
+                columns.append(name)
     header = ["server", "role", "address", "ssh"] + columns
     rows = []
     for r in results:
@@ -414,9 +544,12 @@ def report(results):
     for r in failing:
         for failure in r.failures():
             print(f"{r.target.name}: {failure}")
+        for c in r.checks:
+            if not c.ok and c.hint:
+                print(c.hint)
         if r.journal:
-            unit, text = r.journal
-            print(f"--- {r.target.name}: last {JOURNAL_LINES} lines of journalctl -u {unit} ---")
+            heading, text = r.journal
+            print(f"--- {r.target.name}: {heading} ---")
             print(text)
     if failing:
         summary = "; ".join(f"{r.target.name} ({', '.join(_short(f) for f in r.failures())})" for r in failing)

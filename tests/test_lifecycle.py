@@ -5,6 +5,7 @@ clusters in one account; unhealthy servers; a changed host key."""
 import json
 import os
 import pty
+import re
 import select
 import stat
 import subprocess
@@ -411,6 +412,74 @@ def test_unhealthy_servers_are_all_reported(test_cloud, built):
     assert f"not Ready: {prefix}-node-1, {prefix}-node-2" in last
     assert "failed to load kubelet config file" in result.stdout
     assert "node-2 is broken too" in result.stdout
+    assert "Traceback" not in result.stdout
+    run_inv(["down", "--yes"], env)
+
+
+def checks_table(stdout):
+    """The post-boot checks table of `inv up`'s plain output, as one
+    {column: cell} per server; columns start where their header does."""
+    lines = stdout[stdout.index("post-boot checks\n"):].splitlines()[1:]
+    header = lines[0]
+    names = [h for h in header.split("  ") if h.strip()]
+    starts = [header.index(h.strip()) for h in names]
+    rows = []
+    for line in lines[1:]:
+        if not re.match(r"\S+ +(master|node) ", line):
+            break
+        cells = [line[a:b].strip() for a, b in zip(starts, starts[1:] + [len(line)])]
+        rows.append(dict(zip((h.strip() for h in names), cells)))
+    return rows
+
+
+POD_CHECKS = ("flannel runs on every node", "CoreDNS is ready", "cluster DNS answers")
+
+
+def test_checks_prove_pods_run_and_pod_traffic_crosses_nodes(test_cloud, built):
+    """Past "nodes are Ready": flannel runs on every node and CoreDNS is
+    ready (asked on the master), and every server's query to the cluster
+    DNS Service IP is answered. A node whose query is not answered is named
+    with the pod network line; flannel crashing on a node fails the
+    master's check naming that node; both are reported in one run."""
+    env = built
+    prefix = env["INSTANCE_PREFIX"]
+    master, node1, node2 = f"{prefix}-master", f"{prefix}-node-1", f"{prefix}-node-2"
+    run_inv(["up", "--no-checks"], env)
+    healthy = run_inv(["up"], env)
+    rows = {r["server"]: r for r in checks_table(healthy.stdout)}
+    assert set(rows) == {master, node1, node2}
+    assert [rows[master][c] for c in POD_CHECKS] == ["ok", "ok", "ok"]
+    for node in (node1, node2):
+        # The pods are asked about on the master; the DNS query runs everywhere.
+        assert [rows[node][c] for c in POD_CHECKS] == ["-", "-", "ok"]
+
+    test_cloud.set_server_health(node2, pod_network=False)
+    test_cloud.set_server_health(node1, flannel="CrashLoopBackOff")
+    try:
+        result = run_inv(["up"], dict(env, BOOT_TIMEOUT="30"), check=False)
+    finally:
+        test_cloud.reset_server_health()
+    assert result.returncode == 1, result.stdout
+    out = result.stdout.splitlines()
+    rows = {r["server"]: r for r in checks_table(result.stdout)}
+    assert rows[master]["flannel runs on every node"] == "FAIL"
+    assert rows[master]["CoreDNS is ready"] == "-"
+    assert rows[node1]["cluster DNS answers"] == "ok"
+    assert rows[node2]["cluster DNS answers"] == "FAIL"
+    # The failing node named, with what to read; no other node's line.
+    assert f"pods on {node2} cannot reach pods on other nodes: POD_NETWORK_BACKEND=host-gw; see README" in out
+    assert sum("cannot reach pods on other nodes" in line for line in out) == 1
+    assert f"{node2}: cluster DNS answers: communications error to 10.0.0.10#53: timed out" in out
+    # Diagnostics under each failure: the node's routes, the flannel pods.
+    routes = out.index(f"--- {node2}: ip route show ---")
+    assert out[routes + 1].startswith("default via ")
+    pods = out.index(f"--- {master}: /opt/bin/kubectl --kubeconfig /etc/kubernetes/admin.conf get pods --namespace "
+                     "kube-flannel --selector app=flannel -o wide ---")
+    assert any(node1 in line and "CrashLoopBackOff" in line for line in out[pods:pods + 5])
+    last = out[-1]
+    assert last.startswith("error: post-boot checks failed on 2 of 3 servers")
+    assert f"{master} (flannel runs on every node: flannel is not running on {node1} (CrashLoopBackOff))" in last
+    assert f"{node2} (cluster DNS answers: communications error to 10.0.0.10#53: timed out)" in last
     assert "Traceback" not in result.stdout
     run_inv(["down", "--yes"], env)
 

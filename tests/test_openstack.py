@@ -143,6 +143,9 @@ def test_plan_up_status_down_on_openstack(bed, os_env):
     # addresses, which the bed refuses from outside: they were reached
     # through the master as the jump host.
     checks = up.stdout[up.stdout.index("post-boot checks\n"):]
+    # Past Ready: flannel and CoreDNS on the master, the DNS query from each.
+    header = checks.splitlines()[1]
+    assert all(c in header for c in ("flannel runs on every node", "CoreDNS is ready", "cluster DNS answers"))
     for role, name in (("master", "master"), ("node", "node-1"), ("node", "node-2")):
         row = next(line.split() for line in checks.splitlines() if line.startswith(f"{prefix}-{name} "))
         assert row[1] == role and set(row[3:]) <= {"ok", "-"} and "ok" in row[3:], row

@@ -7,7 +7,7 @@ import subprocess
 import paramiko
 import pytest
 
-from tasks import kinds, names, remote, settings, ssh
+from tasks import kinds, layout, names, remote, settings, ssh
 from tasks.errors import UserError
 from tasks.servers import Server
 
@@ -89,11 +89,13 @@ def test_table_has_a_column_per_check_and_marks_failures():
     ok = remote.ServerResult(remote.Target("demo-master", "master", "203.0.113.1"),
                              [remote.CheckResult("kubelet", True), remote.CheckResult("readyz", False, "refused")],
                              journal=("kubelet.service", "boom"))
-    down = remote.ServerResult(remote.Target("demo-node-1", "node", "203.0.113.2"), error="no SSH login")
+    down = remote.ServerResult(remote.Target("demo-node-1", "node", "203.0.113.2"), error="no SSH login",
+                               planned=("kubelet", "cluster DNS answers"))
     header, rows = remote.table_rows([ok, down])
-    assert header == ["server", "role", "address", "ssh", "kubelet", "readyz"]
-    assert rows == [["demo-master", "master", "203.0.113.1", "ok", "ok", "FAIL"],
-                    ["demo-node-1", "node", "203.0.113.2", "FAIL", "-", "-"]]
+    # A check no server got to (after a failure, or no login) keeps its column.
+    assert header == ["server", "role", "address", "ssh", "kubelet", "readyz", "cluster DNS answers"]
+    assert rows == [["demo-master", "master", "203.0.113.1", "ok", "ok", "FAIL", "-"],
+                    ["demo-node-1", "node", "203.0.113.2", "FAIL", "-", "-", "-"]]
     text = remote.plain_table(header, rows)
     lines = text.splitlines()
     # Aligned: every row's role column starts where the header's does.
@@ -169,3 +171,115 @@ def test_a_node_behind_the_master_is_reached_through_it_as_gateway(s, tmp_path, 
                                   reach=kinds.Reach(address="192.168.0.6", cluster_ip="192.168.0.6",
                                                     gateway="198.51.100.7")))
     assert (target.address, target.cluster_ip, target.gateway) == ("192.168.0.6", "192.168.0.6", "198.51.100.7")
+
+
+# --- the checks past "nodes are Ready": pods and the cluster DNS -------------
+
+def _pod(name, node, phase="Running", ready=True, waiting=None, deleting=False):
+    """A pod as `kubectl get pods -o json` lists it (the fields read)."""
+    status = {"phase": phase, "conditions": [{"type": "Initialized", "status": "True"},
+                                             {"type": "Ready", "status": "True" if ready else "False"}]}
+    if waiting:
+        status["containerStatuses"] = [{"name": "c", "ready": False, "state": {"waiting": {"reason": waiting}}}]
+    meta = {"name": name, "namespace": "kube-flannel"}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {"metadata": meta, "spec": {"nodeName": node}, "status": status}
+
+
+def _list(*pods):
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(pods)})
+
+
+def test_pod_state_says_why_a_pod_is_not_running():
+    assert remote.pod_state(_pod("a", "n")) == ""
+    assert remote.pod_state(_pod("a", "n", ready=False, waiting="CrashLoopBackOff")) == "CrashLoopBackOff"
+    assert remote.pod_state(_pod("a", "n", phase="Pending", ready=False)) == "Pending"
+    assert remote.pod_state(_pod("a", "n", ready=False)) == "not Ready"
+    assert remote.pod_state(_pod("a", "n", deleting=True)) == "Terminating"
+
+
+def test_flannel_must_run_on_every_node():
+    nodes = ["demo-master", "demo-node-1", "demo-node-2"]
+    running = [_pod(f"kube-flannel-ds-{i}", n) for i, n in enumerate(nodes)]
+    assert remote.flannel_running(_list(*running), nodes) == ""
+    # One crashing, one node without a pod: both named, with what is wrong.
+    crashing = _pod("kube-flannel-ds-9", "demo-node-1", ready=False, waiting="CrashLoopBackOff")
+    assert remote.flannel_running(_list(running[0], crashing), nodes) == \
+        "flannel is not running on demo-node-1 (CrashLoopBackOff), demo-node-2 (no pod)"
+    # A replaced pod still terminating beside its running successor is fine.
+    old = _pod("kube-flannel-ds-old", "demo-node-1", deleting=True)
+    assert remote.flannel_running(_list(old, *running), nodes) == ""
+    assert remote.flannel_running(_list(*running, old), nodes) == ""
+    assert remote.flannel_running("error: the server doesn't have a resource type", nodes) == remote.NO_PODS
+
+
+def test_coredns_must_have_pods_all_ready():
+    ready = [_pod("coredns-1", "demo-master"), _pod("coredns-2", "demo-master")]
+    assert remote.coredns_ready(_list(*ready)) == ""
+    assert remote.coredns_ready(_list()) == "no CoreDNS pod"
+    pending = _pod("coredns-2", "", phase="Pending", ready=False)
+    assert remote.coredns_ready(_list(ready[0], pending)) == "CoreDNS not ready: coredns-2 on no node (Pending)"
+    assert remote.coredns_ready("") == remote.NO_PODS
+
+
+# What BIND 9.18's `dig +short +time=2 +tries=2 @SERVER NAME A` printed (DiG
+# 9.18.49, the major version Flatcar stable ships), to stdout, with exit status:
+DIG_ANSWER = (0, "10.0.0.1\n")
+DIG_TIMEOUT = (9, ";; communications error to 10.0.0.10#53: timed out\n"
+                  ";; communications error to 10.0.0.10#53: timed out\n"
+                  ";; no servers could be reached\n")
+DIG_REFUSED = (9, ";; communications error to 10.0.0.10#53: connection refused\n"
+                  ";; communications error to 10.0.0.10#53: connection refused\n"
+                  ";; no servers could be reached\n")
+DIG_NXDOMAIN = (0, "")
+
+
+def test_the_dns_check_passes_only_on_an_address():
+    check = layout.dns_check(layout.ClusterDNS("10.0.0.10", "cluster.local", "host-gw"))
+    said = {name: remote.outcome(check, status, out, "", [])
+            for name, (status, out) in (("answer", DIG_ANSWER), ("timeout", DIG_TIMEOUT),
+                                        ("refused", DIG_REFUSED), ("nxdomain", DIG_NXDOMAIN))}
+    assert said == {"answer": "", "timeout": "communications error to 10.0.0.10#53: timed out",
+                    "refused": "communications error to 10.0.0.10#53: connection refused",
+                    "nxdomain": "the answer holds no address"}
+    # Not dig's: a shell that cannot find it says so on stderr.
+    assert remote.outcome(check, 127, "", "sh: 1: dig: not found\n", []) == "sh: 1: dig: not found"
+
+
+def test_outcome_reads_each_checks_output_by_its_expect():
+    master = {c.expect: c for c in layout.checks("master", "192.0.2.10",
+                                                  layout.ClusterDNS("10.0.0.10", "cluster.local", "vxlan"))}
+    assert set(master) == {"", *layout.EXPECT}
+    nodes = json.dumps({"items": [_node("demo-master", True)]})
+    assert remote.outcome(master["nodes"], 0, nodes, "", ["demo-master"]) == ""
+    assert remote.outcome(master["nodes"], 0, nodes, "", ["demo-master", "demo-node-1"]) == \
+        "not registered: demo-node-1"
+    assert remote.outcome(master["flannel"], 0, _list(), "", ["demo-master"]) == \
+        "flannel is not running on demo-master (no pod)"
+    assert remote.outcome(master["coredns"], 1, "", "The connection to the server was refused\n", []) == \
+        "The connection to the server was refused"
+    assert remote.outcome(master[""], 0, "anything", "", []) == ""
+
+
+def test_a_failed_check_prints_its_hint_and_diagnostics(capsys):
+    hint = "pods on demo-node-2 cannot reach pods on other nodes: POD_NETWORK_BACKEND=vxlan; see README"
+    bad = remote.ServerResult(remote.Target("demo-node-2", "node", "192.0.2.12"),
+                              [remote.CheckResult("kubelet.service is active", True),
+                               remote.CheckResult("cluster DNS answers", False,
+                                                  "communications error to 10.0.0.10#53: timed out", hint)],
+                              journal=("ip route show", "default via 192.0.2.1 dev eth0"))
+    with pytest.raises(UserError) as caught:
+        remote.report([bad])
+    out = capsys.readouterr().out.splitlines()
+    assert hint in out
+    assert "demo-node-2: cluster DNS answers: communications error to 10.0.0.10#53: timed out" in out
+    assert out[out.index("--- demo-node-2: ip route show ---") + 1] == "default via 192.0.2.1 dev eth0"
+    assert "demo-node-2 (cluster DNS answers: communications error" in str(caught.value)
+
+
+def test_cluster_dns_follows_the_settings(tmp_path):
+    s = settings.load(environ={"KUBE_STATE_DIR": str(tmp_path), "DNS_SERVER_IP": "10.0.0.53",
+                               "DNS_DOMAIN": "dev.example"})
+    assert remote.cluster_dns(s, "vxlan") == layout.ClusterDNS("10.0.0.53", "dev.example", "vxlan")
+    assert remote.cluster_dns(settings.load(environ={"ENABLE_CLUSTER_DNS": "false"}), "host-gw") is None

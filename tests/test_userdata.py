@@ -348,6 +348,26 @@ def test_the_units_and_files_the_checks_rely_on_are_defined(rendered):
             assert re.search(rf"^After=.*\b{re.escape(layout.UNIT_RELEASE)}", units[later]["content"], re.M)
 
 
+def test_the_pod_checks_select_what_the_master_runs(rendered):
+    """The post-boot checks find flannel's and CoreDNS's pods by namespace
+    and label: the rendered manifests must put them there."""
+    s, _, texts = rendered
+    files = files_of(yaml.safe_load(texts["master"]))
+    flannel = {d["kind"]: d for d in yaml.safe_load_all(files[layout.FLANNEL_MANIFEST]["content"]) if d}
+    daemonset = flannel["DaemonSet"]
+    key, value = layout.FLANNEL_SELECTOR.split("=")
+    assert daemonset["metadata"]["namespace"] == layout.FLANNEL_NAMESPACE
+    assert daemonset["spec"]["template"]["metadata"]["labels"][key] == value
+    if layout.KUBE_DNS_SERVICE in files:
+        # Written when kube-dns must move to DNS_SERVER_IP; it selects
+        # kubeadm's CoreDNS pods by kubeadm's label, as the checks do.
+        service = yaml.safe_load(files[layout.KUBE_DNS_SERVICE]["content"])
+        key, value = layout.COREDNS_SELECTOR.split("=")
+        assert service["metadata"]["namespace"] == layout.COREDNS_NAMESPACE
+        assert service["spec"]["selector"] == {key: value}
+        assert service["spec"]["clusterIP"] == str(s.DNS_SERVER_IP)
+
+
 _DEPENDENCY = re.compile(r"^(Requires|Wants|BindsTo|Requisite|After)=(.*)$", re.M)
 
 
@@ -393,8 +413,25 @@ def test_checks_per_role():
     commands = [c.command() for c in master]
     assert f"curl --silent --show-error --fail --max-time 10 --cacert {layout.CA_CERT} " \
            f"https://192.0.2.10:{layout.API_PORT}/readyz" in commands
-    assert master[-1].command(sudo=True) == \
+    nodes_check = next(c for c in master if c.expect == "nodes")
+    assert nodes_check.command(sudo=True) == \
         f"sudo -n {layout.BIN_DIR}/kubectl --kubeconfig {layout.ADMIN_CONF} get nodes -o json"
+    # Past Ready: flannel on every node (checked from the master with the
+    # admin kubeconfig), and with cluster DNS, CoreDNS and a query from
+    # every server to the DNS Service IP, through kube-proxy and flannel.
+    assert [c.expect for c in master[-2:]] == ["nodes", "flannel"]
+    kubectl = f"{layout.BIN_DIR}/kubectl --kubeconfig {layout.ADMIN_CONF} get pods"
+    assert master[-1].command() == f"{kubectl} --namespace kube-flannel --selector app=flannel -o json"
+    dns = layout.ClusterDNS("10.0.0.10", "cluster.example", "vxlan")
+    with_dns = layout.checks("master", cluster_ip="192.0.2.10", dns=dns)
+    assert [c.expect for c in with_dns[len(master):]] == ["coredns", "dns"]
+    assert with_dns[-2].command() == f"{kubectl} --namespace kube-system --selector k8s-app=kube-dns -o json"
+    node_dns = layout.checks("node", dns=dns)[-1]
+    assert layout.checks("node", dns=dns)[:-1] == node
+    assert node_dns.command() == "dig +short +time=2 +tries=2 @10.0.0.10 kubernetes.default.svc.cluster.example. A"
+    assert node_dns.hint.replace("{server}", "demo-node-1") == \
+        "pods on demo-node-1 cannot reach pods on other nodes: POD_NETWORK_BACKEND=vxlan; see README"
+    assert node_dns.diagnose_command(sudo=True) == "sudo -n ip route show"
     with pytest.raises(ValueError):
         layout.checks("master")
     with pytest.raises(ValueError):

@@ -294,10 +294,17 @@ class TestCloud:
         return self._get("/testcloud/keypairs")
 
     def set_server_health(self, server_name, unit=None, active=True,
-                          journal=None, node_ready=None, drain_error=None):
+                          journal=None, node_ready=None, drain_error=None,
+                          **pods):
         """Make ``unit`` on ``server_name`` active/failed (systemctl,
         journalctl, curl /readyz for kube-apiserver, kubectl Ready for
-        kubelet) and/or set the node's Ready condition."""
+        kubelet) and/or set the node's Ready condition.  ``pods``:
+        flannel=STATE (its flannel pod), coredns=STATE (the CoreDNS pods,
+        on the master), pod_network=False (dig from it times out); see
+        stubs.py."""
+        unknown = set(pods) - {"flannel", "coredns", "pod_network"}
+        if unknown:
+            raise TypeError("unknown health: %s" % ", ".join(sorted(unknown)))
         path = os.path.join(self.health_dir, server_name + ".json")
         try:
             with open(path) as f:
@@ -314,6 +321,7 @@ class TestCloud:
         if drain_error is not None:
             # `kubectl drain` of this node fails with this reason ("" clears)
             state["drain_error"] = drain_error
+        state.update(pods)
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(state, f)

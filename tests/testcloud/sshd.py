@@ -15,7 +15,7 @@ import sys
 from tests.testcloud.util import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-STUBS = ("hostname", "systemctl", "journalctl", "curl", "kubectl")
+STUBS = ("hostname", "systemctl", "journalctl", "curl", "kubectl", "dig", "ip")
 
 
 def find_sshd():

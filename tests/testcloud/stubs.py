@@ -18,14 +18,21 @@ in <workdir>/ssh/stubs is `exec python stubs.py NAME "$@"`.
                             fails as kubectl does when the node's health has
                             "drain_error" (a pod that cannot be evicted)
   kubectl delete node NODE [--ignore-not-found]   deletes the Node object
+  kubectl get pods -n NS -l SEL [-o json|wide]   flannel's pod on every
+                            server, CoreDNS's two on the master (see
+                            cluster_pods; states from the health below)
   kubectl version / other   prints a version / nothing, exit 0
+  dig +short @IP NAME       the kubernetes Service's address; times out
+                            (exit 9) from a server whose pod network is down
+  ip route show             a host-gw node's routes
   kubeadm init|reset|config images list   on a server root given by
                             $TESTCLOUD_SERVER_ROOT (see cmd_kubeadm)
 
 Health state: <workdir>/health/<server name>.json
   {"units": {"kubelet": {"active": false, "journal": "..."}},
    "node_ready": true, "cordoned": false, "node_deleted": false,
-   "drain_error": "pod default/db-0 ... disruption budget"}
+   "drain_error": "pod default/db-0 ... disruption budget",
+   "flannel": "CrashLoopBackOff", "coredns": "Pending", "pod_network": false}
 Unknown nodes (no such server, or its Node deleted) answer as kubectl does:
 'Error from server (NotFound): nodes "NAME" not found', exit 1.
 The cluster of a server: ACTIVE servers of the same tenant whose names share
@@ -238,7 +245,8 @@ def node_json(server):
 
 def cmd_kubectl(args):
     # Positional words only: skip flags and the values of flags that take one.
-    takes_value = {"--kubeconfig", "--context", "--server", "-n", "--namespace", "-o", "--output"}
+    takes_value = {"--kubeconfig", "--context", "--server", "-n", "--namespace", "-o", "--output",
+                   "-l", "--selector", "--field-selector"}
     words, skip = [], False
     for a in args:
         if skip:
@@ -252,6 +260,8 @@ def cmd_kubectl(args):
         return 0
     if words[:1] == ["create"]:
         return kubectl_create(args)
+    if words[:2] in (["get", "pods"], ["get", "pod"], ["get", "po"]):
+        return kubectl_get_pods(args)
     if words[:1] in (["cordon"], ["drain"]) and len(words) > 1 or \
             words[:2] == ["delete", "node"] and len(words) > 2:
         if not unit_active(me(), "kube-apiserver"):
@@ -331,6 +341,134 @@ def kubectl_create(args):
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(obj, f)
     print("%s/%s created" % (kind.lower(), name))
+    return 0
+
+
+# --- pods, cluster DNS, routes: the post-boot checks past "nodes are Ready" ---
+# Health of a server (set_server_health): "flannel": the state of its
+# flannel pod ("" or absent: Running and Ready; else a container's waiting
+# reason such as CrashLoopBackOff); on the master, "coredns": the state of
+# the CoreDNS pods (kubeadm runs two; they land on the master, the first
+# Ready node); "pod_network": false makes dig from that server time out, as
+# a query whose path to CoreDNS crosses a broken pod network does.
+
+def _option(args, *names):
+    for i, a in enumerate(args):
+        for name in names:
+            if a == name and i + 1 < len(args):
+                return args[i + 1]
+            if a.startswith(name + "=") and name.startswith("--"):
+                return a.split("=", 1)[1]
+            if not name.startswith("--") and a.startswith(name) and len(a) > len(name):
+                return a[len(name):]
+    return None
+
+
+def _pod(name, namespace, node, labels, state, container):
+    """A Pod as `kubectl get pods -o json` shows it: Running and Ready when
+    `state` is empty, else Running with `container` waiting for `state`
+    (Pending with it for ContainerCreating and image pulls)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    ready = not state
+    phase = "Pending" if state in ("ContainerCreating", "PodInitializing", "ErrImagePull",
+                                   "ImagePullBackOff") else "Running"
+    running = {"running": {"startedAt": now}}
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {"nodeName": node},
+        "status": {
+            "phase": phase,
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                            "lastTransitionTime": now}],
+            "containerStatuses": [{
+                "name": container, "ready": ready, "restartCount": 0 if ready else 4,
+                "state": running if ready else {"waiting": {"reason": state}}}],
+        },
+    }
+
+
+def cluster_pods(namespace, selector):
+    """The pods of the cluster's flannel DaemonSet and CoreDNS Deployment
+    that `namespace` and `selector` pick."""
+    servers = [s for s in cluster_servers() if not health(s["name"]).get("node_deleted")]
+    pods = []
+    if namespace == "kube-flannel" and selector in (None, "app=flannel"):
+        for i, s in enumerate(servers):
+            pods.append(_pod("kube-flannel-ds-%05d" % (i + 1), namespace, s["name"],
+                             {"app": "flannel", "tier": "node"},
+                             health(s["name"]).get("flannel", ""), "kube-flannel"))
+    if namespace == "kube-system" and selector in (None, "k8s-app=kube-dns"):
+        master = next((s["name"] for s in servers if ROLE_RE.match(s["name"]) and
+                       ROLE_RE.match(s["name"]).group(2) in ("master", "control-plane", "controller")),
+                      None)
+        if master:
+            for suffix in ("6f6b679f8f-4kx2z", "6f6b679f8f-9sdlq"):
+                pods.append(_pod("coredns-" + suffix, namespace, master, {"k8s-app": "kube-dns"},
+                                 health(master).get("coredns", ""), "coredns"))
+    return pods
+
+
+def kubectl_get_pods(args):
+    if not unit_active(me(), "kube-apiserver"):
+        sys.stderr.write("The connection to the server localhost:6443 was refused - did you specify the "
+                         "right host or port?\n")
+        return 1
+    pods = cluster_pods(_option(args, "--namespace", "-n") or "default",
+                        _option(args, "--selector", "-l"))
+    out = _option(args, "--output", "-o")
+    if out == "json":
+        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": pods, "metadata": {}},
+                         indent=2))
+        return 0
+    if not pods:
+        sys.stderr.write("No resources found in %s namespace.\n"
+                         % (_option(args, "--namespace", "-n") or "default"))
+        return 0
+    print("%-32s %-6s %-18s %-9s %-4s %s" % ("NAME", "READY", "STATUS", "RESTARTS", "AGE",
+                                            "NODE" if out == "wide" else ""))
+    for p in pods:
+        c = p["status"]["containerStatuses"][0]
+        status = c["state"].get("waiting", {}).get("reason") or p["status"]["phase"]
+        print("%-32s %-6s %-18s %-9s %-4s %s" % (p["metadata"]["name"], "1/1" if c["ready"] else "0/1",
+                                                status, c["restartCount"], "5m",
+                                                p["spec"]["nodeName"] if out == "wide" else ""))
+    return 0
+
+
+def cmd_dig(args):
+    """dig +short @SERVER NAME [TYPE], as BIND 9.18's dig prints it: the
+    address of kubernetes.default.svc.<domain> (the first of the default
+    SERVICE_CLUSTER_IP_RANGE); when the server's "pod_network" health is
+    false, no answer: a ";;" line per try on stdout and exit status 9."""
+    server = next((a[1:] for a in args if a.startswith("@")), None)
+    words = [a for a in args if not a.startswith(("+", "@", "-"))]
+    tries = int(next((a.split("=", 1)[1] for a in args if a.startswith("+tries=")), "3"))
+    if server is None or not words:
+        sys.stderr.write("dig stub: expected @SERVER NAME\n")
+        return 1
+    if health(me()).get("pod_network", True) is False:
+        for _ in range(tries):
+            print(";; communications error to %s#53: timed out" % server)
+        print(";; no servers could be reached")
+        return 9
+    if words[0].rstrip(".").startswith("kubernetes.default.svc."):
+        print("10.0.0.1")
+    return 0
+
+
+def cmd_ip(args):
+    """`ip route show`: the routes of a host-gw node (one per other server's
+    pod subnet, via its Cloud Network address); health "routes" replaces them."""
+    text = health(me()).get("routes")
+    if text is None:
+        lines = ["default via 192.0.2.1 dev eth0 proto dhcp src 192.0.2.10 metric 1024"]
+        for i, s in enumerate(cluster_servers()):
+            if s["name"] != me():
+                lines.append("10.244.%d.0/24 via 192.168.3.%d dev eth2" % (i, i + 10))
+        text = "\n".join(lines)
+    if text:
+        print(text)
     return 0
 
 
@@ -469,7 +607,8 @@ def cmd_kubeadm(args):
 
 COMMANDS = {"hostname": cmd_hostname, "systemctl": cmd_systemctl,
             "journalctl": cmd_journalctl, "curl": cmd_curl,
-            "kubectl": cmd_kubectl, "kubeadm": cmd_kubeadm}
+            "kubectl": cmd_kubectl, "kubeadm": cmd_kubeadm,
+            "dig": cmd_dig, "ip": cmd_ip}
 
 
 def main():
