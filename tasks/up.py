@@ -90,8 +90,8 @@ def up(c, no_checks=False, kubeconfig=None):
             print(f"{t.name}\tACTIVE\t{t.address}")
         print(f"servers ACTIVE after {time.monotonic() - start:.0f}s; skipped the post-boot checks (--no-checks)")
         return
-    # The backend the servers' flannel runs: the kind decides (legacy: always host-gw).
-    backend = kinds.of(cloud).template_facts(s, "node")["flannel_backend"]
+    # The backend the servers' flannel runs: the kind's default unless set.
+    backend = kinds.of(cloud).pod_network(s)[0]
     results = remote.check_all(s, ordered(s, ready.values()), backend=backend)
     remote.report(results)
     state, merged = kubeconfigs.write_for(s, master, kubeconfig)
