@@ -19,7 +19,7 @@ import yaml
 from tasks import cloudservers, pki, settings, sshkeys, tokens
 from tasks.cloud import Cloud
 from tasks.errors import ConfigError
-from tests.fixtures_cloud import run_inv
+from tests.harness import run_inv
 
 PUBLICNET = "00000000-0000-0000-0000-000000000000"
 SERVICENET = "11111111-1111-1111-1111-111111111111"

@@ -8,6 +8,7 @@ for a small, real tarball (kubernetes/server/bin/<binary> shell scripts).
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import http.server
 import io
@@ -24,7 +25,7 @@ def build(root, version):
     d = os.path.join(root, version, "kubernetes", "server", "linux", "amd64")
     os.makedirs(d, exist_ok=True)
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+    with tarfile.open(fileobj=buf, mode="w") as tar:
         for name in ("kubernetes", "kubernetes/server",
                      "kubernetes/server/bin"):
             info = tarfile.TarInfo(name)
@@ -40,7 +41,9 @@ def build(root, version):
         info = tarfile.TarInfo("kubernetes/version")
         info.size, info.mtime = len(data), 0
         tar.addfile(info, io.BytesIO(data))
-    blob = buf.getvalue()
+    # The same bytes from every mirror (gzip's header time fixed): a
+    # download cache shared by the tests keeps one copy per version.
+    blob = gzip.compress(buf.getvalue(), mtime=0)
     with open(os.path.join(d, TARBALL), "wb") as f:
         f.write(blob)
     with open(os.path.join(d, TARBALL + ".sha256"), "w") as f:
