@@ -66,9 +66,25 @@ def pytest_collection_modifyitems(session, config, items):
     bed = [item for item in items if needs_os_bed(item)]
     for item in bed:
         item.add_marker(pytest.mark.xdist_group(OSBED_GROUP))
+    name_the_groups(config, items)
     if bed and not on_xdist(config):
         ids = {id(item) for item in bed}
         items[:] = [item for item in items if id(item) not in ids] + bed
+
+
+def name_the_groups(config, items):
+    """What xdist's worker does for --dist loadgroup (remote.py: the group
+    after "@" in the node ID, which its scheduler splits on), for pytest
+    9.2, whose Node.nodeid reads `_id` where xdist 3.8 sets `_nodeid`:
+    without it every test is a group of its own and each worker that
+    gets a bed test starts a bed. Older pytest: xdist does it."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if names and "@" not in item.nodeid and hasattr(item, "_id"):
+            item._id = type(item._id).parse("%s@%s" % (item.nodeid, "_".join(names)))
 
 
 def on_xdist(config):
@@ -79,7 +95,8 @@ def on_xdist(config):
 def pytest_collection_finish(session):
     """Without xdist: the bed starts now if a test selected needs it."""
     config = session.config
-    if not on_xdist(config) and not config.option.collectonly \
+    if not on_xdist(config) and not (config.option.collectonly or config.option.setupplan
+                                     or config.option.setuponly) \
             and any(needs_os_bed(item) for item in session.items):
         from tests.fixtures_osbed import start_in_background
         start_in_background(config)
@@ -90,7 +107,7 @@ def pytest_runtest_protocol(item, nextitem):
     that needs it is queued here (the scheduler hands the whole group to
     one worker at once; xdist keeps the queue in its WorkerInteractor)."""
     config = item.config
-    if not hasattr(config, "workerinput"):
+    if not hasattr(config, "workerinput") or config.option.setupplan or config.option.setuponly:
         return None
     from tests.fixtures_osbed import start_in_background, started
     if started(config):
