@@ -25,7 +25,12 @@ def main(argv, *, name, usage, keep_var, open_bed):
         sys.stderr.write(usage)
         return 2
     from tests.testcloud.netns import enter_loopback_namespace
-    enter_loopback_namespace()
+    # Always a namespace of its own, even when started from one already
+    # (the test session's): a bed's sshd takes port 22 there and its fixed
+    # IP ranges are routed to lo, so a second bed in the same namespace
+    # sends jump-host forwards to the first bed's sshd, which knows none of
+    # the second bed's servers (`inv up` waits out BOOT_TIMEOUT).
+    enter_loopback_namespace(new=True)
     tmp = tempfile.mkdtemp(prefix=name + "-")
     keep = os.environ.get(keep_var) == "1"
     try:
