@@ -4,12 +4,14 @@ pytest fixtures for the test cloud (loaded by tests/conftest.py through
 namespace in pytest_configure).
 
     test_cloud   session: a started TestCloud
-    release_cache  session: a KUBE_DOWNLOAD_DIR the tests share, so that
-                 `inv build --release` downloads a release once per worker
-                 (a re-run finds it verified; a mirror serving other bytes
-                 for the same version is downloaded again, see tasks/build.py)
+    release_cache  session: a KUBE_DOWNLOAD_DIR for fixtures that run
+                 `inv build --release` only to prepare a test: the release
+                 is downloaded once per worker (a re-run finds it verified;
+                 a mirror serving other bytes is downloaded again, see
+                 tasks/build.py). Opt-in: a test that needs an empty
+                 download dir (no tarball yet) keeps HOME's own.
     cloud_env    function: os.environ + cloud env + HOME, INSTANCE_PREFIX,
-                 KUBE_ENV_FILE, KUBE_DOWNLOAD_DIR=release_cache
+                 KUBE_ENV_FILE
 
 run_inv lives in tests.harness (import it from there); the name stays here
 for tests written before.
@@ -41,12 +43,12 @@ def release_cache(tmp_path_factory):
 
 
 @pytest.fixture
-def cloud_env(test_cloud, tmp_path, release_cache):
+def cloud_env(test_cloud, tmp_path):
     assert in_loopback_namespace()
     home = tmp_path / "home"
     home.mkdir()
     env = dict(os.environ)
     env.update(test_cloud.env())
     env.update(HOME=str(home), INSTANCE_PREFIX="t" + secrets.token_hex(3),
-               KUBE_ENV_FILE=test_cloud.env_file, KUBE_DOWNLOAD_DIR=release_cache)
+               KUBE_ENV_FILE=test_cloud.env_file)
     return env

@@ -27,9 +27,9 @@ IMAGE = "CoreOS (Stable)"   # a name Mimic's image list has
 
 
 @pytest.fixture
-def env(cloud_env):
+def env(cloud_env, release_cache):
     env = dict(cloud_env, NUM_NODES="2", KUBE_IMAGE=IMAGE, KUBE_MASTER_FLAVOR="general1-2",
-               KUBE_NODE_FLAVOR="1 GB General Purpose v1", BOOT_TIMEOUT="60")
+               KUBE_NODE_FLAVOR="1 GB General Purpose v1", BOOT_TIMEOUT="60", KUBE_DOWNLOAD_DIR=release_cache)
     run_inv(["build", "--release"], env)   # the tarball `upload` publishes (from the loopback mirror)
     return env
 

@@ -31,7 +31,8 @@ def env(cloud_env, test_cloud):
 
 
 @pytest.fixture
-def built(env):
+def built(env, release_cache):
+    env["KUBE_DOWNLOAD_DIR"] = release_cache
     run_inv(["build", "--release", env["KUBE_VERSION"]], env)
     return env
 
