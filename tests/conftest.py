@@ -9,9 +9,10 @@ release mirror) and every `inv` they run inherit the namespace.
 pytest.ini runs the tests on pytest-xdist workers (`-n`, `--dist
 loadgroup`): most of the suite's time is spent waiting on servers and
 `inv` subprocesses, not on CPU. Each worker makes a namespace of its own,
-with its own test cloud. The OpenStack bed starts once, on the one worker
-that runs every test needing it (the "osbed" group), and it starts in the
-background as soon as that worker sees such a test queued.
+with its own test cloud. The tests that need the OpenStack bed run in two
+xdist groups ("osbed", and "osbed-test_openstack" for the tool's long runs
+on it), each on one worker with one bed, started in the background as soon
+as that worker sees such a test queued.
 """
 
 import glob
@@ -22,6 +23,15 @@ import pytest
 pytest_plugins = ["tests.fixtures_cloud", "tests.fixtures_osbed"]
 
 OSBED_GROUP = "osbed"
+# Modules whose bed tests get a lane and a bed of their own: the tool's
+# end-to-end runs on the bed take longer than all the other bed tests
+# together, and one lane for all of them was the whole run's critical path.
+OWN_BED_LANE = ("test_openstack.py",)
+
+
+def bed_lane(item):
+    name = os.path.basename(str(item.path))
+    return OSBED_GROUP + ("-" + name[:-3] if name in OWN_BED_LANE else "")
 # pytest.ini's `-n auto` asks pytest_xdist_auto_num_workers below.
 WORKERS = 4
 
@@ -65,7 +75,7 @@ def pytest_collection_modifyitems(session, config, items):
     and the bed starts in the background now, while the other tests run."""
     bed = [item for item in items if needs_os_bed(item)]
     for item in bed:
-        item.add_marker(pytest.mark.xdist_group(OSBED_GROUP))
+        item.add_marker(pytest.mark.xdist_group(bed_lane(item)))
     name_the_groups(config, items)
     if bed and not on_xdist(config):
         ids = {id(item) for item in bed}
