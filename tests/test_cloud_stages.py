@@ -19,7 +19,7 @@ import yaml
 from tasks import cloudservers, layout, pki, settings, sshkeys, tokens
 from tasks.cloud import Cloud
 from tasks.errors import ConfigError
-from tests.fixtures_cloud import run_inv
+from tests.harness import run_inv
 
 PUBLICNET = "00000000-0000-0000-0000-000000000000"
 SERVICENET = "11111111-1111-1111-1111-111111111111"
@@ -27,9 +27,9 @@ IMAGE = "CoreOS (Stable)"   # a name Mimic's image list has
 
 
 @pytest.fixture
-def env(cloud_env):
+def env(cloud_env, release_cache):
     env = dict(cloud_env, NUM_NODES="2", KUBE_IMAGE=IMAGE, KUBE_MASTER_FLAVOR="general1-2",
-               KUBE_NODE_FLAVOR="1 GB General Purpose v1", BOOT_TIMEOUT="60")
+               KUBE_NODE_FLAVOR="1 GB General Purpose v1", BOOT_TIMEOUT="60", KUBE_DOWNLOAD_DIR=release_cache)
     run_inv(["build", "--release"], env)   # the tarball `upload` publishes (from the loopback mirror)
     return env
 

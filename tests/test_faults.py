@@ -18,7 +18,7 @@ from keystoneauth1 import exceptions as ks_exc
 
 from tasks import cloud, settings
 from tasks.errors import CloudError
-from tests.fixtures_cloud import run_inv
+from tests.harness import resources, run_inv
 from tests.testcloud.faults import FaultProxy
 
 # --- the policy, pure -------------------------------------------------------------
@@ -283,7 +283,6 @@ def test_up_and_down_survive_a_quarter_of_all_requests_failing(test_cloud, cloud
     each through its own seeded fault proxies (TestCloud.fault_lane)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from tests.test_lifecycle import resources
 
     prefix = cloud_env["INSTANCE_PREFIX"]
     env = dict(cloud_env, NUM_NODES="1", KUBE_IMAGE="CoreOS (Stable)", BOOT_TIMEOUT="300", API_TIMEOUT="1")

@@ -32,11 +32,6 @@ def _nft():
     return nft
 
 
-@pytest.fixture(scope="module")
-def material():
-    return pki.generate()
-
-
 def render(material, role, **flags):
     s = settings.load(environ={}, flags=flags)
     facts = userdata.ClusterFacts.from_pki(

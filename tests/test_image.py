@@ -13,7 +13,7 @@ from tasks.errors import UserError
 from tasks.flatcar import Image
 from tasks.imagestream import DigestMismatch, Pipeline, decompress_chunks
 from tests.testcloud import release_mirror
-from tests.fixtures_cloud import run_inv
+from tests.harness import run_inv
 
 FLATCAR_FPR = "F88CFEDEFF29A5B4D9523864E25D9AED0593B34A"
 SOURCE = "ab" * 64

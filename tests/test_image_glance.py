@@ -15,7 +15,7 @@ import time
 import pytest
 import yaml
 
-from tests.fixtures_cloud import run_inv
+from tests.harness import run_inv
 from tests.testcloud import release_mirror
 from tests.testcloud.util import REPO_ROOT
 

@@ -12,11 +12,6 @@ from tasks.errors import UserError
 CONTEXT = "rackspace_demo"
 
 
-@pytest.fixture(scope="module")
-def material():
-    return pki.generate()
-
-
 def admin_text(material, server="https://192.0.2.10:6443"):
     return pki.admin_kubeconfig(CONTEXT, server, material)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.fixtures_cloud import run_inv
+from tests.harness import resources, run_inv
 from tests.testcloud.util import REPO_ROOT
 
 IMAGE = "CoreOS (Stable)"   # what Mimic's catalogue offers
@@ -32,7 +32,8 @@ def env(cloud_env, test_cloud):
 
 
 @pytest.fixture
-def built(env):
+def built(env, release_cache):
+    env["KUBE_DOWNLOAD_DIR"] = release_cache
     run_inv(["build", "--release", env["KUBE_VERSION"]], env)
     return env
 
@@ -40,35 +41,6 @@ def built(env):
 def _json(url):
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.load(r)
-
-
-def resources(cloud):
-    """Everything in the account that up/down could touch, as sets."""
-    token = cloud.token()
-    network_url = cloud.mimic_url + "/cloudNetworks/ORD/v2.0"
-
-    def neutron(kind):
-        req = urllib.request.Request(f"{network_url}/{kind}", headers={"X-Auth-Token": token})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return {item["id"] for item in json.load(r)[kind]}
-
-    objects = set()
-    req = urllib.request.Request(cloud.storage_url + "?format=json", headers={"X-Auth-Token": token})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        containers = [c["name"] for c in json.load(r)]
-    for container in containers:
-        req = urllib.request.Request(f"{cloud.storage_url}/{container}?format=json", headers={"X-Auth-Token": token})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            objects |= {f"{container}/{o['name']}" for o in json.load(r)}
-        objects.add(container + "/")
-    return {
-        "servers": {srv["id"] for srv in cloud.servers()},
-        "keypairs": {kp["name"] for kp in cloud.keypairs()},
-        "networks": neutron("networks"),
-        "subnets": neutron("subnets"),
-        "ports": neutron("ports"),
-        "objects": objects,
-    }
 
 
 def cluster(cloud, prefix):

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tasks import lock, settings
-from tests.fixtures_cloud import run_inv
+from tests.harness import run_inv
 from tests.testcloud.util import REPO_ROOT
 
 # Holds the lock until its stdin closes.

@@ -12,7 +12,7 @@ import secrets
 
 import pytest
 
-from tests.fixtures_cloud import run_inv
+from tests.harness import resources, run_inv
 from tests.testcloud import in_loopback_namespace, release_mirror
 from tests.testcloud.faults import ALL_KINDS
 
@@ -34,38 +34,16 @@ def mirror(tmp_path_factory):
 
 
 @pytest.fixture
-def os_env(bed, mirror, tmp_path):
+def os_env(bed, mirror, tmp_path, release_cache):
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
     env.update(bed.env())
     env.update(HOME=str(home), INSTANCE_PREFIX="f" + secrets.token_hex(3), NUM_NODES="2",
-               KUBE_RELEASE_URL=mirror.base_url, KUBE_VERSION=VERSION, BOOT_TIMEOUT="300")
+               KUBE_RELEASE_URL=mirror.base_url, KUBE_VERSION=VERSION, BOOT_TIMEOUT="300",
+               KUBE_DOWNLOAD_DIR=release_cache)
     run_inv(["build", "--release", VERSION], env)
     return env
-
-
-def resources(bed):
-    """Everything in the project that up/down could touch, as sets of IDs."""
-    token, body = bed.user_token()
-    project = body["project"]["id"]
-    found = {}
-    for kind in NEUTRON:
-        _s, _h, out = bed.request("GET", f"{bed.public_urls['network']}/v2.0/{kind}?project_id={project}",
-                                  token=token)
-        found[kind] = {item["id"] for item in out[kind.replace("-", "_")]}
-    _s, _h, out = bed.request("GET", f"{bed.public_urls['compute']}/v2.1/servers", token=token)
-    found["servers"] = {srv["id"] for srv in out["servers"]}
-    _s, _h, out = bed.request("GET", f"{bed.public_urls['compute']}/v2.1/os-keypairs", token=token)
-    found["keypairs"] = {kp["keypair"]["name"] for kp in out["keypairs"]}
-    storage = f"{bed.public_urls['object-store']}/v1/AUTH_{project}"
-    _s, _h, out = bed.request("GET", storage + "?format=json", token=token)
-    objects = set()
-    for container in out or []:
-        _s, _h, listed = bed.request("GET", f"{storage}/{container['name']}?format=json", token=token)
-        objects |= {f"{container['name']}/{o['name']}" for o in listed or []} | {container["name"] + "/"}
-    found["objects"] = objects
-    return found
 
 
 def neutron(bed, kind, **query):

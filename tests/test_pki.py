@@ -23,11 +23,6 @@ from tasks import pki
 from tasks.errors import UserError
 
 
-@pytest.fixture(scope="module")
-def material():
-    return pki.generate()
-
-
 def _openssl(*args, stdin=None):
     if not shutil.which("openssl"):
         pytest.fail("openssl is needed for these tests (apt-get install -y openssl)")

@@ -8,7 +8,7 @@ import pytest
 
 from tasks import layout, nodes, servers, settings
 from tasks.servers import Server
-from tests.fixtures_cloud import run_inv
+from tests.harness import resources, run_inv
 
 
 def node(index, prefix="k8s"):
@@ -100,7 +100,6 @@ def test_prune_drains_and_removes_extra_nodes_and_refuses_when_a_drain_fails(tes
     again = run_inv(["nodes", "--prune"], small)
     assert "removed" not in again.stdout
     # The removed nodes' addresses on the cluster network are free again.
-    from tests.test_lifecycle import resources
     ports = resources(test_cloud)["ports"]
     run_inv(["down", "--yes"], small)
     assert len(ports - resources(test_cloud)["ports"]) == 2     # only master's and node-1's were left

@@ -10,7 +10,7 @@ import pytest
 
 from tasks import cloud
 from tasks.cloudservers import post_limits
-from tests.fixtures_cloud import run_inv
+from tests.harness import run_inv
 
 RACKSPACE_LIMITS = {"limits": {"absolute": {"maxTotalInstances": 200}, "rate": [
     {"uri": "*", "regex": ".*", "limit": [

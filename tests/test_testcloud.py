@@ -392,3 +392,17 @@ def test_internal_object_store_is_another_proxy_without_info(sess,
         urllib.request.urlopen(test_cloud.swift_internal_url + "/info",
                                timeout=10)
     assert e.value.code == 403
+
+
+def test_each_worker_has_a_loopback_namespace_of_its_own():
+    """The thread running the tests is in a loopback-only namespace; on a
+    pytest-xdist worker it is not the controller's (tests/conftest.py
+    unshares again per worker), so workers' beds never share ports, routes
+    or servers."""
+    import os
+
+    from tests.testcloud.netns import in_loopback_namespace, namespace_id
+    assert in_loopback_namespace()
+    here = namespace_id()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        assert here != namespace_id(os.getppid())

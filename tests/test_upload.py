@@ -19,7 +19,7 @@ import requests
 from tasks import cloudfiles, names, release, settings
 from tasks.cloud import Cloud
 from tasks.names import RELEASE_TARBALL
-from tests.fixtures_cloud import run_inv
+from tests.harness import run_inv
 from tests.testcloud.util import REPO_ROOT
 
 

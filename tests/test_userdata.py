@@ -42,11 +42,6 @@ def load_settings(**flags):
     return settings.load(environ=environ, flags={k: str(v) for k, v in flags.items()})
 
 
-@pytest.fixture(scope="module")
-def material():
-    return pki.generate()
-
-
 def make_facts(material, **changes):
     facts = userdata.ClusterFacts.from_pki(
         material,

@@ -12,39 +12,19 @@ import os
 import secrets
 import shlex
 import shutil
-import signal
 import sqlite3
 import subprocess
 import time
 import urllib.error
 import urllib.request
 
+from tests.harness.lifecycle import Bed, stop_process_groups
+from tests.harness.ports import free_port
 from tests.osbed import confs
 from tests.testcloud import sshd, swift
 from tests.testcloud.cloud import TestCloud
 from tests.testcloud.netns import assert_loopback_namespace
 from tests.testcloud.util import REPO_ROOT, port_open, wait_for
-
-_taken = set()
-
-
-def free_port():
-    """A free port below Linux's ephemeral range (32768-60999): the bed
-    binds its ports one by one while its services already open outgoing
-    connections, and a port from bind(0) may be taken by one of those."""
-    import random
-    import socket
-    while True:
-        port = random.randrange(20000, 32000)
-        if port in _taken:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _taken.add(port)
-        return port
 
 REGION = "DFW3"
 # What a Flex account looks like: user and project in rackspace_cloud_domain,
@@ -139,16 +119,15 @@ def write_service_configs(lay, venv):
                 "tests.osbed.neutron_bindall:BindAllDriver\n")
 
 
-class OSBed:
-    """``OSBed.start(workdir)``; ``.stop()`` or use as a context manager.
+class OSBed(Bed):
+    """``OSBed.start(workdir)``; ``.stop()`` or use as a context manager
+    (tests.harness.Bed).
 
     front: optional callable(upstream_url) -> object with ``.url`` and
     ``.stop()`` (e.g. tests.testcloud.faults.FaultProxy(u).start()); the
     public catalog endpoint of every service then points at it, while the
     services reach each other on their internal endpoints directly.
     """
-
-    __test__ = False
 
     def __init__(self, workdir, front=None):
         self.workdir = os.path.abspath(workdir)
@@ -168,16 +147,6 @@ class OSBed:
         self.startup_seconds = None
 
     # -- lifecycle --------------------------------------------------------
-    @classmethod
-    def start(cls, workdir, **kwargs):
-        self = cls(workdir, **kwargs)
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
     def _mark(self, what, t0):
         self.timings[what] = round(time.monotonic() - t0, 1)
 
@@ -254,25 +223,7 @@ class OSBed:
 
     def stop(self):
         """Kill every process group we started; idempotent."""
-        procs = list(self._procs.values()) + getattr(self, "_swift_procs", [])
-        for p in procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 5
-        for p in procs:
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            if p.poll() is None:
-                p.wait(5)
+        stop_process_groups(list(self._procs.values()) + getattr(self, "_swift_procs", []))
         self._procs = {}
         self._swift_procs = []
         for f in self.fronts.values():
@@ -282,12 +233,6 @@ class OSBed:
             subprocess.run(["ip", "route", "del", "local", cidr, "dev", "lo"],
                            check=False)
         self._routes = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # -- processes --------------------------------------------------------
     def _bin(self, name):
@@ -613,6 +558,35 @@ class OSBed:
     def fault_stats(self):
         """{service: {"forwarded": n, "503": n, "drop": n, "slow": n}}."""
         return {name: proxy.stats() for name, proxy in self.fronts.items()}
+
+    # -- snapshots ----------------------------------------------------------
+    NEUTRON = ("networks", "subnets", "routers", "ports", "floatingips", "security-groups")
+
+    def resources(self):
+        """Everything in the project that up/down could touch, as sets of
+        IDs (Neutron's kinds, servers), keypair names and objects
+        ("container/name", and "container/" for each container)."""
+        token, body = self.user_token()
+        project = body["project"]["id"]
+        found = {}
+        for kind in self.NEUTRON:
+            _s, _h, out = self.request("GET", "%s/v2.0/%s?project_id=%s" % (
+                self.public_urls["network"], kind, project), token=token)
+            found[kind] = {item["id"] for item in out[kind.replace("-", "_")]}
+        _s, _h, out = self.request("GET", self.public_urls["compute"] + "/v2.1/servers", token=token)
+        found["servers"] = {srv["id"] for srv in out["servers"]}
+        _s, _h, out = self.request("GET", self.public_urls["compute"] + "/v2.1/os-keypairs", token=token)
+        found["keypairs"] = {kp["keypair"]["name"] for kp in out["keypairs"]}
+        storage = "%s/v1/AUTH_%s" % (self.public_urls["object-store"], project)
+        _s, _h, out = self.request("GET", storage + "?format=json", token=token)
+        objects = set()
+        for container in out or []:
+            _s, _h, listed = self.request("GET", "%s/%s?format=json" % (storage, container["name"]),
+                                          token=token)
+            objects |= {"%s/%s" % (container["name"], o["name"]) for o in listed or []}
+            objects.add(container["name"] + "/")
+        found["objects"] = objects
+        return found
 
     # -- request counters ---------------------------------------------------
     def request_counts(self):

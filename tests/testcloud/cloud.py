@@ -9,13 +9,13 @@ import os
 import shlex
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 
+from tests.harness.lifecycle import Bed, stop_process_groups
 from tests.testcloud import release_mirror, sshd, swift
 from tests.testcloud.faults import FaultProxy
 from tests.testcloud.netns import assert_loopback_namespace
@@ -25,11 +25,9 @@ from tests.testcloud.util import (REPO_ROOT, free_port, http_ok, port_open,
 REGION = "ORD"
 
 
-class TestCloud:
+class TestCloud(Bed):
     """Start with ``TestCloud.start(workdir)``; stop with ``.stop()`` or use
-    it as a context manager."""
-
-    __test__ = False   # not a pytest test class
+    it as a context manager (tests.harness.Bed)."""
 
     def __init__(self, workdir, username="testcloud", api_key=None,
                  tenant_id="987654", kube_version="v1.31.4", password=None):
@@ -45,16 +43,6 @@ class TestCloud:
         self.startup_seconds = None
 
     # -- lifecycle --------------------------------------------------------
-    @classmethod
-    def start(cls, workdir, **kwargs):
-        self = cls(workdir, **kwargs)
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
     def _start(self):
         assert_loopback_namespace()
         t0 = time.monotonic()
@@ -185,34 +173,11 @@ class TestCloud:
         for proxy in getattr(self, "proxies", {}).values():
             proxy.stop()
         self.proxies = {}
-        for p in self._procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 5
-        for p in self._procs:
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            try:
-                os.killpg(p.pid, signal.SIGKILL)   # stragglers in the group
-            except (ProcessLookupError, PermissionError):
-                pass
-            if p.poll() is None:
-                p.wait(5)
+        stop_process_groups(self._procs)
         self._procs = []
         if self._mirror is not None:
             self._mirror.stop()
             self._mirror = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # -- configuration for the tool --------------------------------------
     def env(self):
@@ -342,6 +307,32 @@ class TestCloud:
         for name in os.listdir(self.health_dir):
             if server_name is None or name == server_name + ".json":
                 os.unlink(os.path.join(self.health_dir, name))
+
+    # -- snapshots ----------------------------------------------------------
+    def resources(self):
+        """Everything in the account that up/down could touch, as sets:
+        servers, keypairs, networks, subnets, ports (IDs) and objects
+        ("container/name", and "container/" for each container)."""
+        token = self.token()
+        network_url = self.mimic_url + "/cloudNetworks/%s/v2.0" % self.region
+
+        def get(url):
+            req = urllib.request.Request(url, headers={"X-Auth-Token": token})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.load(r)
+
+        objects = set()
+        for container in [c["name"] for c in get(self.storage_url + "?format=json")]:
+            objects |= {"%s/%s" % (container, o["name"])
+                        for o in get("%s/%s?format=json" % (self.storage_url, container))}
+            objects.add(container + "/")
+        return {
+            "servers": {srv["id"] for srv in self.servers()},
+            "keypairs": {kp["name"] for kp in self.keypairs()},
+            **{kind: {item["id"] for item in get("%s/%s" % (network_url, kind))[kind]}
+               for kind in ("networks", "subnets", "ports")},
+            "objects": objects,
+        }
 
     # -- request counters ---------------------------------------------------
     def request_counts(self):

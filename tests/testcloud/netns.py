@@ -13,6 +13,7 @@ import fcntl
 import os
 import socket
 import struct
+import threading
 
 CLONE_NEWNET = 0x40000000
 SIOCGIFFLAGS = 0x8913
@@ -34,9 +35,13 @@ def _lo_up():
                         struct.pack("16sH22x", b"lo", flags | IFF_UP))
 
 
-def enter_loopback_namespace():
-    """unshare(CLONE_NEWNET) and bring ``lo`` up; idempotent; needs root."""
-    if not in_loopback_namespace():
+def enter_loopback_namespace(new=False):
+    """unshare(CLONE_NEWNET) and bring ``lo`` up; idempotent; needs root.
+    new=True makes a new namespace even when this one is loopback-only
+    already: a pytest-xdist worker starts inside its controller's namespace
+    and must have one of its own (its beds' fixed port 22 and local routes,
+    and no worker seeing another's servers)."""
+    if new or not in_loopback_namespace():
         if os.geteuid() != 0:
             raise PermissionError(
                 "the test cloud must run in a loopback-only network namespace "
@@ -64,5 +69,12 @@ def assert_loopback_namespace():
             % [n for _i, n in socket.if_nameindex()])
 
 
+def namespace_id(tid=None):
+    """The network namespace of this thread (or of thread/process `tid`),
+    as the kernel names it: "net:[4026532...]"."""
+    tid = tid or threading.get_native_id()
+    return os.readlink("/proc/%d/ns/net" % tid)
+
+
 __all__ = ["enter_loopback_namespace", "in_loopback_namespace",
-           "assert_loopback_namespace"]
+           "assert_loopback_namespace", "namespace_id"]

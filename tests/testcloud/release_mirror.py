@@ -9,6 +9,7 @@ answers `config validate` as kubeadm does: kubeadm_config.py).
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import http.server
 import io
@@ -39,7 +40,8 @@ def server_tarball(fileobj, version, binaries=None):
     {name: bytes or None}: the content of those binaries instead of the
     usual stubs (None: left out)."""
     binaries = binaries or {}
-    with tarfile.open(fileobj=fileobj, mode="w:gz") as tar:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
         for name in ("kubernetes", "kubernetes/server",
                      "kubernetes/server/bin"):
             info = tarfile.TarInfo(name)
@@ -62,6 +64,9 @@ def server_tarball(fileobj, version, binaries=None):
         info = tarfile.TarInfo("kubernetes/version")
         info.size, info.mtime = len(data), 0
         tar.addfile(info, io.BytesIO(data))
+    # The same bytes from every mirror (gzip's header time fixed): a
+    # download cache shared by the tests keeps one copy per version.
+    fileobj.write(gzip.compress(buf.getvalue(), mtime=0))
 
 
 def build(root, version):

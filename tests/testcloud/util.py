@@ -1,17 +1,12 @@
 """Small helpers shared by the test cloud modules."""
-import os
 import socket
 import time
 import urllib.request
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+from tests.harness.inv import REPO_ROOT
+from tests.harness.ports import free_port
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["REPO_ROOT", "free_port", "wait_for", "http_ok", "port_open"]
 
 
 def wait_for(predicate, timeout=20.0, what="service", procs=()):
