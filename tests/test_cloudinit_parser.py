@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from tasks import userdata
-from tests import test_userdata as tu
+from tests.harness import rendering as tu
 from tests.consumers import cloudinit
 
 
@@ -45,12 +45,6 @@ def render_variant(material, name):
     if name in tu.OPENSTACK_VARIANTS:
         return tu.render_openstack(s, facts)
     return tu.render_both(s, facts)
-
-
-@pytest.fixture(scope="module")
-def material():
-    from tasks import pki
-    return pki.generate()
 
 
 @pytest.mark.parametrize("variant", sorted(tu.VARIANTS))

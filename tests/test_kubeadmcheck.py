@@ -3,22 +3,22 @@ its pure parts, the extraction and cache of kubeadm, the test release's
 kubeadm (tests/testcloud/kubeadm_config.py) against what kubeadm does, and
 the real `inv plan` / `inv up` against the test cloud."""
 
+import dataclasses
 import datetime
 import io
 import ipaddress
 import os
 import stat
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-import yaml
 
-from tasks import kubeadmcheck, pki, userdata
+from tasks import kubeadmcheck, pki, settings, userdata
 from tasks.errors import UserError
-from tests.fixtures_cloud import run_inv
-from tests.test_lifecycle import IMAGE, resources
+from tests.harness import resources, run_inv
 from tests.testcloud import kubeadm_config, release_mirror
+
+IMAGE = "CoreOS (Stable)"   # what Mimic's catalogue offers
 
 VERSION = "v1.34.1"
 UTC = datetime.timezone.utc
@@ -212,12 +212,14 @@ def test_a_kubeadm_that_does_not_run_cannot_check(tmp_path, content, why):
 
 
 def _configs(tmp_path):
-    from tests.test_userdata import load_settings, make_facts, node_facts
-
-    s = load_settings(KUBE_DOWNLOAD_DIR=tmp_path / "downloads")
-    facts = make_facts(pki.generate(), kube_version=VERSION)
+    s = settings.load(environ={"OS_USERNAME": "tester", "OS_API_KEY": "0123456789abcdef" * 2},
+                      flags={"KUBE_DOWNLOAD_DIR": str(tmp_path / "downloads")})
+    facts = userdata.ClusterFacts.from_pki(pki.generate(), kube_version=VERSION,
+                                           release_url="https://release.invalid/", release_sha256="0" * 64,
+                                           ssh_public_key="ssh-ed25519 sample")
+    node = dataclasses.replace(facts, master_ip="192.0.2.10", node_index=1)
     return s, [kubeadmcheck.config_of(s, "demo-master", "master", facts),
-               kubeadmcheck.config_of(s, "demo-node-1", "node", node_facts(facts))]
+               kubeadmcheck.config_of(s, "demo-node-1", "node", node)]
 
 
 def test_check_runs_kubeadm_on_every_config(tmp_path):
