@@ -16,10 +16,11 @@ from pathlib import Path
 
 from invoke import task
 
-from . import lazy, progress, settings
-from . import release as rel
-from .errors import UserError
-from .names import RELEASE_TARBALL
+from .support import lazy, progress
+from .model import settings
+from .model import release as rel
+from .support.errors import UserError
+from .model.names import RELEASE_TARBALL
 
 requests = lazy.module("requests")
 

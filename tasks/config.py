@@ -4,7 +4,8 @@ settings) and where each of those came from."""
 
 from invoke import task
 
-from . import credentials, settings
+from .services import credentials
+from .model import settings
 
 
 @task

@@ -11,14 +11,17 @@ import time
 
 from invoke import task
 
-from . import kinds, kubeconfig, lazy, lock, names, progress, servers, settings
-from .cloud import Cloud
-from .cloudnetworks import InUse
-from .errors import CloudError, UserError
+from . import kinds, kubeconfig
+from .support import lazy, progress
+from .steps import lock
+from .model import names, servers, settings
+from .services.session import Cloud
+from .services.network import InUse
+from .support.errors import CloudError, UserError
 
-cloudfiles = lazy.module("tasks.cloudfiles")
-cloudservers = lazy.module("tasks.cloudservers")
-remote = lazy.module("tasks.remote")
+cloudfiles = lazy.module("tasks.services.objects")
+cloudservers = lazy.module("tasks.services.compute")
+remote = lazy.module("tasks.services.ssh")
 
 # Nova lets go of a deleted server's ports a little after the server is
 # gone; until then Neutron answers 409 (NetworkInUse / IP allocated).

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from invoke import task
 
-from . import flatcar, lazy, openpgp, progress, release, settings
-from .errors import CloudError, UserError
+from .model import flatcar, openpgp, release, settings
+from .support import lazy, progress
+from .support.errors import CloudError, UserError
 
 requests = lazy.module("requests")
 
@@ -38,9 +39,10 @@ SMALL_TIMEOUT = (15, 60)
 def image(c, channel=None, version=None, list_=False, remove=None, via_url=False):
     """Import a verified Flatcar OpenStack image into this region's image service."""
     s = settings.load(flags={"FLATCAR_CHANNEL": channel})
-    from . import credentials, kinds
-    from .cloud import Cloud
-    from .glance import Glance
+    from .services import credentials
+    from . import kinds
+    from .services.session import Cloud
+    from .services.images import Glance
 
     refused = kinds.named(credentials.load(s).kind).IMAGE_UPLOAD_REFUSED
     if refused:
@@ -170,7 +172,7 @@ def with_minimums(glance, img, virtual_size=None):
     a flavor that cannot hold it: min_disk from the image's virtual size
     (the qcow2 header's, else Glance's own figure), min_ram the least any
     server of this tool boots with (a node's, servers.FLAVOR_MINIMUMS)."""
-    from .servers import FLAVOR_MINIMUMS
+    from .model.servers import FLAVOR_MINIMUMS
 
     size = virtual_size or img.virtual_size
     min_disk = flatcar.min_disk_gb(size) if size else img.min_disk
@@ -185,7 +187,7 @@ def with_minimums(glance, img, virtual_size=None):
 
 
 def _stream(glance, target, url, cache_path, algo, expected, known, session):
-    from .imagestream import DigestMismatch, Pipeline
+    from .services.imagestream import DigestMismatch, Pipeline
 
     for attempt in range(1, ATTEMPTS + 1):
         current = _settled(glance, target.id)
@@ -239,9 +241,9 @@ def _via_url(s, glance, target, url, cache_path, algo, expected, known, session,
     """web-download of the uncompressed image; the digest to compare the
     stored image with comes from an earlier upload's record, or from
     decompressing the verified download here (no upload)."""
-    from .imagestream import Pipeline
+    from .services.imagestream import Pipeline
 
-    from .glance import web_download_offered
+    from .services.images import web_download_offered
 
     if not web_download_offered(glance.import_info()):
         glance.delete(target.id)
@@ -266,7 +268,7 @@ def _via_url(s, glance, target, url, cache_path, algo, expected, known, session,
 
 def listing(s, cloud, glance):
     ours = flatcar.uploaded(glance.tagged(flatcar.TAG), project=glance.project)
-    from .cloudservers import for_cloud
+    from .services.compute import for_cloud
 
     used = None
     try:

@@ -1,10 +1,11 @@
 """inv keypair: the local key ~/.ssh/SSH_KEY_NAME (generated when missing)
-registered with Nova as INSTANCE_PREFIX-SSH_KEY_NAME (tasks/keypairs.py)."""
+registered with Nova as INSTANCE_PREFIX-SSH_KEY_NAME (tasks/steps/keypairs.py)."""
 
 from invoke import task
 
-from . import keypairs, lock, settings
-from .cloud import Cloud
+from .steps import keypairs, lock
+from .model import settings
+from .services.session import Cloud
 
 
 @task

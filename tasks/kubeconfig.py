@@ -16,9 +16,11 @@ from pathlib import Path
 
 from invoke import task
 
-from . import lazy, lock, names
-from .errors import UserError
-from .layout import API_PORT
+from .support import lazy
+from .steps import lock
+from .model import names
+from .support.errors import UserError
+from .model.layout import API_PORT
 
 yaml = lazy.module("yaml")
 
@@ -181,7 +183,7 @@ def write_for(s, master, target=None):
     """Install the admin kubeconfig for `master` (a servers.Server) from the
     cluster's PKI in the state dir. Refuses to invent a new CA: one that
     the servers do not trust would only make a kubeconfig that fails."""
-    from . import pki
+    from .model import pki
 
     state = names.state_dir(s)
     if not (state / pki.FILES["ca_cert_pem"]).is_file():
@@ -198,8 +200,9 @@ def write_for(s, master, target=None):
 @lock.writer
 def kubeconfig(c, path=None):
     """Write the cluster's kubeconfig and merge it into yours (context rackspace_INSTANCE_PREFIX)."""
-    from . import remote, settings
-    from .cloud import Cloud
+    from .services import ssh as remote
+    from .model import settings
+    from .services.session import Cloud
 
     s = settings.load()
     master = remote.master_of(remote.find_cluster(s, Cloud(s)))

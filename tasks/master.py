@@ -12,16 +12,19 @@ import time
 
 from invoke import task
 
-from . import bootdata, kinds, lock, nodes, progress, servers, settings, tokens
-from .cloud import Cloud
-from .errors import CloudError
+from .steps import bootdata, lock, tokens
+from . import kinds, nodes
+from .support import progress
+from .model import servers, settings
+from .services.session import Cloud
+from .support.errors import CloudError
 
 
 def ensure(s, cloud, release, target):
     """The master Server, with its Cloud Network address. Creates it when
     missing (deleting one in ERROR first); `release` is the upload's Release
     or a function returning it (called only when a server is created)."""
-    from .cloudservers import for_cloud
+    from .services.compute import for_cloud
 
     nova = for_cloud(cloud)
     kind = kinds.of(cloud)

@@ -8,8 +8,10 @@ security group."""
 
 from invoke import task
 
-from . import kinds, lock, settings
-from .cloud import Cloud
+from . import kinds
+from .steps import lock
+from .model import settings
+from .services.session import Cloud
 
 
 @task

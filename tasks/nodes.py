@@ -14,16 +14,19 @@ from dataclasses import dataclass, field
 
 from invoke import task
 
-from . import bootdata, kinds, lock, names, progress, servers, settings, tokens
-from .cloud import Cloud
-from .errors import CloudError, UserError
+from .steps import bootdata, lock, tokens
+from . import kinds
+from .model import names, servers, settings
+from .support import progress
+from .services.session import Cloud
+from .support.errors import CloudError, UserError
 
 
 def create_request(s, nova, target, want, user_data, attach):
     """The full create request of one wanted server (pure but for the
     image/flavor look-ups, which the CloudServers object caches); its NICs
     are the cloud kind's (kinds.Attach)."""
-    from .cloudservers import CreateRequest
+    from .services.compute import CreateRequest
 
     return CreateRequest(
         name=want.name, image_id=nova.image_id(s.KUBE_IMAGE),
@@ -56,7 +59,7 @@ class Booting:
 def ensure(s, cloud, release, target, master_ip, pruning=False):
     """Create the missing nodes (ERROR ones again), CREATE_CONCURRENCY at a
     time; returns Booting. Does not wait for ACTIVE: see wait_active."""
-    from .cloudservers import for_cloud
+    from .services.compute import for_cloud
 
     nova = for_cloud(cloud)
     listed = nova.list_servers(s.INSTANCE_PREFIX)
@@ -111,7 +114,7 @@ def wait_active(s, cloud, wanted_names, failures=()):
     per poll for all of them. Returns {name: Server}. Raises one line with
     every problem: `failures` from earlier steps, servers in ERROR (with
     Nova's fault message) and, after BOOT_TIMEOUT, every server not ACTIVE."""
-    from .cloudservers import for_cloud
+    from .services.compute import for_cloud
 
     nova = for_cloud(cloud)
     intervals = servers.poll_intervals()
@@ -144,7 +147,7 @@ def wait_active(s, cloud, wanted_names, failures=()):
 def list_servers_through_outages(nova, s, wait):
     """One list request; when Nova keeps failing after its retries, show it
     in the wait and return None, so the wait polls on until its timeout."""
-    from .cloudservers import Unavailable
+    from .services.compute import Unavailable
 
     try:
         return nova.list_servers(s.INSTANCE_PREFIX)
@@ -155,7 +158,7 @@ def list_servers_through_outages(nova, s, wait):
 
 def find_master(s, cloud):
     """The existing master with its cluster address, for `inv nodes` alone."""
-    from .cloudservers import for_cloud
+    from .services.compute import for_cloud
 
     plan = servers.plan(s, "master", for_cloud(cloud).list_servers(s.INSTANCE_PREFIX))
     check_plan(plan)
@@ -181,7 +184,8 @@ def drain_outcome(rc, stderr):
 def drain(s, conn, name):
     """Cordon, drain and delete the Node `name` through the master. Raises
     one line when the drain fails: the server is then left in place."""
-    from . import layout, remote
+    from .model import layout
+    from .services import ssh as remote
 
     for step, argv in layout.drain_commands(name, s.DRAIN_TIMEOUT):
         rc, _, err = remote.run(conn, remote._shell(s, argv), timeout=s.DRAIN_TIMEOUT + 60)
@@ -200,9 +204,9 @@ def prune_surplus(s, cloud, master):
     drained through the master, then its server is deleted and the ports
     left on the cluster's network for it. Re-running after an interruption
     finishes the job. Returns lines of what was removed."""
-    from . import remote
-    from .cloudnetworks import CloudNetworks
-    from .cloudservers import for_cloud
+    from .services import ssh as remote
+    from .services.network import CloudNetworks
+    from .services.compute import for_cloud
     from .down import wait_gone
 
     nova = for_cloud(cloud)

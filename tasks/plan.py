@@ -7,11 +7,14 @@ import os
 
 from invoke import task
 
-from . import bootdata, kinds, kubeadmcheck, lazy, names, release, servers, settings, upload
-from .cloud import Cloud
+from .steps import bootdata, kubeadmcheck
+from . import kinds, upload
+from .support import lazy
+from .model import names, release, servers, settings
+from .services.session import Cloud
 
-cloudservers = lazy.module("tasks.cloudservers")
-userdata = lazy.module("tasks.userdata")
+cloudservers = lazy.module("tasks.services.compute")
+userdata = lazy.module("tasks.model.userdata")
 
 # A node's user data needs the master's Cloud Network address; before the master
 # exists, the plan renders it with an address from RFC 5737's documentation
@@ -101,7 +104,9 @@ def plan_token(s, found, boot):
     recorded nor sent anywhere)."""
     import datetime
 
-    from . import pki, remote, tokens
+    from .model import pki
+    from .services import ssh as remote
+    from .steps import tokens
 
     boot.base_facts()   # creates the token when there is none yet, as up would
     now = datetime.datetime.now(datetime.timezone.utc)

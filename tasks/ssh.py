@@ -8,11 +8,12 @@ import sys
 from invoke import task
 from invoke.exceptions import Exit
 
-from . import lazy, names, settings
-from .cloud import Cloud
-from .errors import UserError
+from .support import lazy
+from .model import names, settings
+from .services.session import Cloud
+from .support.errors import UserError
 
-remote = lazy.module("tasks.remote")
+remote = lazy.module("tasks.services.ssh")
 
 # Logging in to a server that is up needs no boot-length wait.
 LOGIN_TIMEOUT = 30

@@ -8,11 +8,13 @@ import datetime
 
 from invoke import task
 
-from . import kinds, kubeconfig, lazy, names, settings, upload
-from .cloud import Cloud
+from . import kinds, kubeconfig, upload
+from .support import lazy
+from .model import names, settings
+from .services.session import Cloud
 
-cloudfiles = lazy.module("tasks.cloudfiles")
-remote = lazy.module("tasks.remote")
+cloudfiles = lazy.module("tasks.services.objects")
+remote = lazy.module("tasks.services.ssh")
 
 SERVER_HEADER = ["server", "role", "status", "cluster IP", "public", "Cloud Network", "SSH via"]
 

@@ -12,12 +12,15 @@ from invoke import task
 
 from . import kubeconfig as kubeconfigs
 from . import master as master_stage
-from . import bootdata, kinds, kubeadmcheck, lazy, lock, names, nodes, progress, release, servers, settings, upload
-from .cloud import Cloud
-from .errors import UserError
+from .steps import bootdata, kubeadmcheck, lock
+from . import kinds, nodes, upload
+from .support import lazy, progress
+from .model import names, release, servers, settings
+from .services.session import Cloud
+from .support.errors import UserError
 
-cloudservers = lazy.module("tasks.cloudservers")
-remote = lazy.module("tasks.remote")
+cloudservers = lazy.module("tasks.services.compute")
+remote = lazy.module("tasks.services.ssh")
 
 
 def preflight(s, cloud):

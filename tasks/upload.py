@@ -16,11 +16,14 @@ from pathlib import Path
 
 from invoke import task
 
-from . import kinds, lazy, lock, names, progress, release, settings
-from .cloud import Cloud
-from .errors import CloudError
+from . import kinds
+from .support import lazy, progress
+from .steps import lock
+from .model import names, release, settings
+from .services.session import Cloud
+from .support.errors import CloudError
 
-cloudfiles = lazy.module("tasks.cloudfiles")
+cloudfiles = lazy.module("tasks.services.objects")
 
 STATE_FILE = "release.json"
 

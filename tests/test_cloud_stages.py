@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks import cloudservers, layout, pki, settings, sshkeys, tokens
-from tasks.cloud import Cloud
-from tasks.errors import ConfigError
+from tasks.services import compute as cloudservers
+from tasks.model import layout, pki, settings, sshkeys
+from tasks.steps import tokens
+from tasks.services.session import Cloud
+from tasks.support.errors import ConfigError
 from tests.harness import run_inv
 
 PUBLICNET = "00000000-0000-0000-0000-000000000000"

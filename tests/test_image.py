@@ -8,10 +8,10 @@ import os
 
 import pytest
 
-from tasks import flatcar, openpgp, settings
-from tasks.errors import UserError
-from tasks.flatcar import Image
-from tasks.imagestream import DigestMismatch, Pipeline, decompress_chunks
+from tasks.model import flatcar, openpgp, settings
+from tasks.support.errors import UserError
+from tasks.model.flatcar import Image
+from tasks.services.imagestream import DigestMismatch, Pipeline, decompress_chunks
 from tests.testcloud import release_mirror
 from tests.harness import run_inv
 
@@ -245,7 +245,7 @@ def test_a_changed_cached_file_is_caught_too(tmp_path, mirror):
 
 def test_a_failed_upload_still_completes_the_download(tmp_path, mirror, monkeypatch):
     import requests
-    from tasks import imagestream
+    from tasks.services import imagestream
     # Small chunks and queues, so the download is still running when the upload fails.
     monkeypatch.setattr(imagestream, "CHUNK", 16 << 10)
     monkeypatch.setattr(imagestream, "DEPTH", 1)

@@ -297,8 +297,9 @@ def test_a_create_whose_answer_is_lost_is_found_and_tagged_once(bed, os_env, mon
     """Neutron made it but the answer was lost (a timeout on a slow create
     does the same), before the tags were put on it. The look-up finds it by
     name, untagged, and tags it; no second one is made."""
-    from tasks import cloud, names, settings
-    from tasks.cloudnetworks import CloudNetworks
+    from tasks.services import session as cloud
+    from tasks.model import names, settings
+    from tasks.services.network import CloudNetworks
 
     for key in ("OS_CLOUD", "OS_CLIENT_CONFIG_FILE"):      # openstacksdk's loader reads os.environ
         monkeypatch.setenv(key, os_env[key])

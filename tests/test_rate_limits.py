@@ -8,8 +8,8 @@ import urllib.request
 
 import pytest
 
-from tasks import cloud
-from tasks.cloudservers import post_limits
+from tasks.services import session as cloud
+from tasks.services.compute import post_limits
 from tests.harness import run_inv
 
 RACKSPACE_LIMITS = {"limits": {"absolute": {"maxTotalInstances": 200}, "rate": [

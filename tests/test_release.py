@@ -11,9 +11,11 @@ import urllib.parse
 
 import pytest
 
-from tasks import cloudfiles, release, settings, upload
-from tasks.errors import UserError
-from tasks.names import RELEASE_TARBALL
+from tasks.services import objects as cloudfiles
+from tasks.model import release, settings
+from tasks import upload
+from tasks.support.errors import UserError
+from tasks.model.names import RELEASE_TARBALL
 
 
 def load(tmp_path, **env):
@@ -173,7 +175,7 @@ def test_info_url_is_at_the_proxy_root():
 
 def test_retry_delay_honours_retry_after_and_is_bounded():
     assert cloudfiles.retry_delay(0, {"Retry-After": "7"}) == 7.0
-    from tasks import cloud
+    from tasks.services import session as cloud
     assert cloudfiles.retry_delay(0, {"retry-after": "100000"}) == cloud.MAX_RETRY_AFTER
     delays = [cloudfiles.retry_delay(n, {}, rng=lambda: 1.0) for n in range(10)]
     assert delays[:4] == [0.5, 1.0, 2.0, 4.0]

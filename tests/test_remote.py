@@ -7,9 +7,11 @@ import subprocess
 import paramiko
 import pytest
 
-from tasks import kinds, layout, names, remote, settings, ssh
-from tasks.errors import UserError
-from tasks.servers import Server
+from tasks import kinds, ssh
+from tasks.model import layout, names, settings
+from tasks.services import ssh as remote
+from tasks.support.errors import UserError
+from tasks.model.servers import Server
 
 
 @pytest.fixture

@@ -18,8 +18,9 @@ port reachable from the laptop.
 
 import datetime
 
-from . import layout, names, progress, servers
-from .errors import CloudError
+from ..model import layout, names, servers
+from ..support import progress
+from ..support.errors import CloudError
 
 # pki (cryptography), paramiko and yaml are imported where they are used:
 # `inv --list` must not pay for them.
@@ -69,7 +70,7 @@ def secret_manifest(record):
 
 def create_command(s):
     """The command run on the master; the manifest comes on stdin."""
-    from . import remote
+    from ..services import ssh as remote
 
     return remote._shell(s, (f"{layout.BIN_DIR}/kubectl", "--kubeconfig", layout.ADMIN_CONF,
                              "create", "-f", "-"))
@@ -83,7 +84,7 @@ def put_on_cluster(s, master, record, timeout=None):
     import yaml
     from invoke.exceptions import CommandTimedOut, ThreadException
 
-    from . import remote
+    from ..services import ssh as remote
 
     target = remote.target(master, s.NOVA_NETWORK)
     timeout = timeout or s.BOOT_TIMEOUT
@@ -111,7 +112,8 @@ def ensure_fresh(s, listed, now=None):
     their boot. `listed` are the cluster's servers as Nova lists them; the
     master among them, once ACTIVE, gets the new token first. Returns the
     decision taken (KEEP, RECORD or RENEW)."""
-    from . import pki, remote
+    from ..model import pki
+    from ..services import ssh as remote
 
     state_dir = names.state_dir(s)
     now = now or datetime.datetime.now(datetime.timezone.utc)

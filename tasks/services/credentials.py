@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from .errors import ConfigError
+from ..support.errors import ConfigError
 
 LEGACY = "legacy"
 OPENSTACK = "openstack"

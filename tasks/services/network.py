@@ -20,9 +20,9 @@ same-named one found then is the one just made.
 import time
 
 
-from . import cloud as cloudmod
-from . import lazy
-from .errors import CloudError
+from . import session as cloudmod
+from ..support import lazy
+from ..support.errors import CloudError
 
 ks_exc = lazy.module("keystoneauth1.exceptions")
 

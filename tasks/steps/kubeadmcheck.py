@@ -33,8 +33,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from . import release
-from .errors import UserError
+from ..model import release
+from ..support.errors import UserError
 
 KUBEADM_MEMBER = "kubernetes/server/bin/kubeadm"
 CACHE_DIR = "kubeadm"
@@ -233,7 +233,7 @@ def check(s, configs, tarball=None, now=None):
 
 def config_of(s, name, role, facts):
     """One entry of check()'s `configs` for the server `name`."""
-    from . import userdata
+    from ..model import userdata
 
     return (name, role, userdata.kubeadm_config(role, s, facts), facts.bootstrap_token,
             facts.bootstrap_token_expires)
@@ -247,7 +247,7 @@ def up_configs(s, roles):
     URL, digest and SSH key are samples, and a node's master address too
     (the config's shape does not depend on it). No configs when the
     tarball's version cannot be told (up then stops with its own line)."""
-    from . import names, pki, userdata
+    from ..model import names, pki, userdata
 
     tarball = release.find_tarball(s)
     version = release.version_of(s, tarball, release.DigestCache(s.KUBE_DOWNLOAD_DIR)) or (

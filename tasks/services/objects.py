@@ -29,10 +29,10 @@ from swiftclient import client as swift
 from swiftclient.exceptions import ClientException
 from swiftclient.utils import LengthWrapper, generate_temp_url
 
-from . import names
-from . import cloud as cloudmod
-from .cloud import RETRY_STATUSES
-from .errors import CloudError, UserError
+from ..model import names
+from . import session as cloudmod
+from .session import RETRY_STATUSES
+from ..support.errors import CloudError, UserError
 
 RETRIES = cloudmod.ATTEMPTS - 1
 MAX_SEGMENTS = 1000  # Swift's default max_manifest_segments

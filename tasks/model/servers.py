@@ -2,7 +2,7 @@
 
 Given the settings and the servers a list request returned, decide which
 servers to create, which to reuse, which to delete and create again, and
-summarise a wait. No API calls here: cloudservers.py talks to Nova, the
+summarise a wait. No API calls here: services/compute.py talks to Nova, the
 stage modules act on these plans.
 """
 

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .errors import UserError
+from ..support.errors import UserError
 
 CA_NAME = "kubernetes"  # kubeadm's own CA common name
 ADMIN_NAME = "kube-rackspace-admin"

@@ -23,8 +23,9 @@ import paramiko
 from invoke.exceptions import CommandTimedOut
 from paramiko.ssh_exception import BadHostKeyException
 
-from . import layout, names, progress, servers
-from .errors import UserError
+from ..model import layout, names, servers
+from ..support import progress
+from ..support.errors import UserError
 
 # One connection attempt; a server that is still booting refuses or drops
 # us, so attempts repeat until the per-server timeout.
@@ -580,8 +581,8 @@ def cluster_servers(s, listed):
 def find_cluster(s, cloud):
     """cluster_servers of what Nova lists for this cluster now, each with
     how to reach it (kinds: ports and floating IPs on OpenStack)."""
-    from . import kinds
-    from .cloudservers import for_cloud
+    from .. import kinds
+    from .compute import for_cloud
 
     return kinds.of(cloud).reach(s, cloud, cluster_servers(s, for_cloud(cloud).list_servers(s.INSTANCE_PREFIX)))
 

@@ -24,7 +24,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .errors import UserError
+from ..support.errors import UserError
 from .names import RELEASE_TARBALL
 
 STABLE_RECORD = "stable.txt"

@@ -14,7 +14,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from .errors import UserError
+from ..support.errors import UserError
 
 CHANNELS = ("stable", "beta", "alpha", "lts")
 BOARD = "amd64-usr"

@@ -13,9 +13,11 @@ See kinds.py for what each name here means.
 
 from dataclasses import dataclass
 
-from . import kinds, names, progress
-from .errors import CloudError
-from .kinds import Attach, Target
+from .. import kinds
+from ..model import names
+from ..support import progress
+from ..support.errors import CloudError
+from ..kinds import Attach, Target
 
 NAME = "legacy"
 
@@ -64,7 +66,7 @@ def network_plan(label, cidr, networks, subnets_of):
 def prepare_network(s, cloud):
     """The Cloud Network (NOVA_NETWORK_LABEL, one subnet of NOVA_NETWORK),
     created when missing."""
-    from .cloudnetworks import CloudNetworks
+    from ..services.network import CloudNetworks
 
     api = CloudNetworks(cloud)
     label = names.network_label(s)
@@ -82,7 +84,7 @@ def prepare_network(s, cloud):
 
 
 def attach(s, cloud, target, want):
-    from .cloudservers import PUBLICNET, SERVICENET
+    from ..services.compute import PUBLICNET, SERVICENET
 
     # NIC order is interface order: eth0 PublicNet, eth1 ServiceNet, eth2 ours.
     return Attach(nics=tuple({"net-id": net} for net in (PUBLICNET, SERVICENET, target.network_id)))
@@ -98,7 +100,7 @@ def reach(s, cloud, found):
     on the Cloud Network (the address inside NOVA_NETWORK)."""
     import dataclasses
 
-    from .kinds import Reach
+    from ..kinds import Reach
 
     return [dataclasses.replace(srv, reach=Reach(address=srv.ipv4("public") or "",
                                                  cluster_ip=srv.ipv4_in(s.NOVA_NETWORK) or "",
@@ -116,7 +118,7 @@ def exposure(s):
 
 
 def network_rows(s, cloud):
-    from .cloudnetworks import CloudNetworks
+    from ..services.network import CloudNetworks
 
     api = CloudNetworks(cloud)
     label = names.network_label(s)
@@ -134,15 +136,15 @@ def network_rows(s, cloud):
 
 def inventory(s, cloud):
     """The network resources `down` would remove, as short descriptions."""
-    from .cloudnetworks import CloudNetworks
+    from ..services.network import CloudNetworks
 
     nets = CloudNetworks(cloud).networks(names.network_label(s))
     return [f"Cloud Network {names.network_label(s)}"] if nets else []
 
 
 def remove_network(s, cloud, server_ids, server_exists):
-    from . import down
-    from .cloudnetworks import CloudNetworks
+    from .. import down
+    from ..services.network import CloudNetworks
 
     api = CloudNetworks(cloud)
     removed = []
@@ -156,7 +158,7 @@ def release_endpoint(s, cloud, storage_url):
     CLOUDFILES_SERVICENET, else the public one."""
     if not s.CLOUDFILES_SERVICENET:
         return storage_url
-    from .errors import CloudError
+    from ..support.errors import CloudError
 
     try:
         return cloud.endpoint("object-store", interface="internal")

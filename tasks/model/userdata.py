@@ -25,9 +25,9 @@ from types import SimpleNamespace
 import jinja2
 
 from . import layout, names
-from .errors import UserError
+from ..support.errors import UserError
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "cloud-config"
+TEMPLATES = Path(__file__).resolve().parent.parent.parent / "cloud-config"
 
 # Nova rejects user_data whose base64 form exceeds 65535 bytes.
 MAX_USER_DATA = 65535

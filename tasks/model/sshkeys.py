@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from . import names
-from .errors import UserError
+from ..support.errors import UserError
 
 RSA_BITS = 4096
 COMMENT = "kube-rackspace"

@@ -12,8 +12,8 @@ assumed.
 import dataclasses
 import threading
 
-from . import names
-from .errors import UserError
+from ..model import names
+from ..support.errors import UserError
 
 
 def lazy_release(s, cloud):
@@ -26,7 +26,7 @@ def lazy_release(s, cloud):
     def get():
         with lock:
             if not box:
-                from . import upload
+                from .. import upload
 
                 box.append(upload.publish(s, cloud))
             return box[0]
@@ -46,7 +46,7 @@ class BootData:
         self._base = None
 
     def base_facts(self):
-        from . import pki, sshkeys, userdata
+        from ..model import pki, sshkeys, userdata
 
         with self._lock:
             if self._base is None:
@@ -74,7 +74,7 @@ class BootData:
     def facts(self, role, index, master_ip, attach=None):
         """`attach` (kinds.Attach) carries what the cloud kind knows before
         boot: the template facts come from the kind, never from a test of it."""
-        from . import kinds
+        from .. import kinds
 
         net = kinds.named(self.kind).template_facts(self.s, role, attach)
         if role == "node":
@@ -84,7 +84,7 @@ class BootData:
     def user_data(self, role, index, master_ip, attach=None):
         """Bytes for Nova's user_data, gzipped when large (cloudservers adds
         the base64 and checks the 64 KiB limit again)."""
-        from . import userdata
+        from ..model import userdata
 
         text = userdata.render(role, self.s, self.facts(role, index, master_ip, attach))
         return userdata.encode(text, names.master_name(self.s) if role == "master" else names.node_name(self.s, index))

@@ -51,7 +51,7 @@ class Target:
 
     def flavor(self, s, role):
         """The flavor (ID or name) a server of `role` boots with."""
-        from .servers import FLAVOR_SETTINGS
+        from ..model.servers import FLAVOR_SETTINGS
 
         return dict(self.flavors).get(role) or s[FLAVOR_SETTINGS[role]]
 
@@ -94,11 +94,11 @@ def named(name):
     """The kind module called `name`; any other name is a bug, never the
     legacy cloud by default."""
     if name == "openstack":
-        from . import kind_openstack
+        from . import openstack as kind_openstack
 
         return kind_openstack
     if name == "legacy":
-        from . import kind_legacy
+        from . import legacy as kind_legacy
 
         return kind_legacy
     raise ValueError(f"cloud kind must be one of {KIND_NAMES}, got {name!r}")
@@ -117,7 +117,7 @@ def prepare(s, cloud):
     run alone finds or makes what `inv up` would."""
     import dataclasses
 
-    from . import keypairs
+    from ..steps import keypairs
 
     kind = of(cloud)
     target = kind.prepare_network(s, cloud)

@@ -1,6 +1,6 @@
 """The image service (Glance v2): the only module that calls it.
 
-Plain JSON over the shared keystoneauth session (tasks/cloud.py: its
+Plain JSON over the shared keystoneauth session (tasks/services/session.py: its
 RetryingSession and API_TIMEOUT), endpoint `image` from the catalog or
 IMAGE_ENDPOINT. That session retries reads and deletes on transient
 failures, creates only when the answer says nothing was made (a 5xx may hide
@@ -13,10 +13,10 @@ import re
 import time
 from urllib.parse import urlencode, urlsplit
 
-from . import cloud as cloudmod
-from . import lazy
-from .errors import CloudError
-from .flatcar import Image
+from . import session as cloudmod
+from ..support import lazy
+from ..support.errors import CloudError
+from ..model.flatcar import Image
 
 ks_adapter = lazy.module("keystoneauth1.adapter")
 ks_exc = lazy.module("keystoneauth1.exceptions")

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .errors import ConfigError
+from ..support.errors import ConfigError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 ENV_DIR = REPO / "env"
 DEFAULT_FILE = ENV_DIR / "config-default.env"
 

@@ -21,8 +21,9 @@ import socket
 import time
 from datetime import datetime, timezone
 
-from . import names, progress
-from .errors import UserError
+from ..model import names
+from ..support import progress
+from ..support.errors import UserError
 
 _held = {}   # path -> depth: a task that runs another's code does not wait for itself
 
@@ -120,7 +121,7 @@ def writer(fn):
     runs (under @task, so invoke still sees the task's own signature)."""
     @functools.wraps(fn)
     def run(c, *args, **kwargs):
-        from . import settings
+        from ..model import settings
 
         with held(settings.load(), fn.__name__):
             return fn(c, *args, **kwargs)

@@ -21,9 +21,11 @@ nothing without both is ever touched. See kinds.py for each name here.
 
 import time
 
-from . import kinds, layout, names, progress
-from .errors import CloudError, UserError
-from .kinds import Attach, Reach, Target
+from .. import kinds
+from ..model import layout, names
+from ..support import progress
+from ..support.errors import CloudError, UserError
+from ..kinds import Attach, Reach, Target
 
 NAME = "openstack"
 
@@ -193,7 +195,7 @@ def template_facts(s, role, attach=None):
 # --- acting through the network client ----------------------------------------
 
 def _api(cloud):
-    from .cloudnetworks import CloudNetworks
+    from ..services.network import CloudNetworks
 
     return CloudNetworks(cloud)
 
@@ -245,8 +247,8 @@ def flavor_choice(s, cloud):
     default (the legacy cloud's names mean nothing here): the smallest
     listed flavor that meets the role's minimum. A flavor set by the user,
     by name or ID, is used as it is."""
-    from .cloudservers import for_cloud
-    from .servers import FLAVOR_SETTINGS, minimum, smallest_flavor
+    from ..services.compute import for_cloud
+    from ..model.servers import FLAVOR_SETTINGS, minimum, smallest_flavor
 
     # Once per run (up's preflight and prepare both ask): one line each.
     known = getattr(cloud, "_kube_flavor_choice", None)
@@ -365,7 +367,7 @@ def remove_network(s, cloud, server_ids, server_exists, timeout=RELEASE_TIMEOUT,
     floating IPs, ports, the router's interface, the router, subnets, the
     network, the security group; each retried while Neutron still holds
     it (409). A port some other server still uses stops down with one line."""
-    from .cloudnetworks import InUse
+    from ..services.network import InUse
 
     api = _api(cloud)
     removed = []

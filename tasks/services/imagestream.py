@@ -28,8 +28,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import lazy, progress
-from .errors import UserError
+from ..support import lazy, progress
+from ..support.errors import UserError
 
 requests = lazy.module("requests")
 
@@ -248,7 +248,7 @@ class Pipeline:
             raise self.errors[0]
         if not self.verified.is_set():
             raise UserError(f"{self.url}: the download was not verified; uploaded nothing")
-        from .flatcar import qcow2_virtual_size
+        from ..model.flatcar import qcow2_virtual_size
 
         self.result = Streamed(size=size, md5=md5.hexdigest(), sha512=sha512.hexdigest(),
                                compressed_size=self.total or 0, from_cache=self.from_cache,

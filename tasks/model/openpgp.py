@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 
-from .errors import UserError
+from ..support.errors import UserError
 
 GPGV = "gpgv"
 

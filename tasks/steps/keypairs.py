@@ -3,10 +3,11 @@ the local key ~/.ssh/SSH_KEY_NAME (generated when missing). The same on
 both cloud kinds; `inv keypair` and every stage that boots servers
 (kinds.prepare) share it, so no stage calls another."""
 
-from . import lazy, names, progress
-from .errors import CloudError
+from ..support import lazy, progress
+from ..model import names
+from ..support.errors import CloudError
 
-sshkeys = lazy.module("tasks.sshkeys")
+sshkeys = lazy.module("tasks.model.sshkeys")
 
 
 def decide(name, local, remote):
@@ -25,7 +26,7 @@ def decide(name, local, remote):
 
 def ensure(s, cloud):
     """The Nova keypair name, registered from the local public key if needed."""
-    from .cloudservers import for_cloud
+    from ..services.compute import for_cloud
 
     local = sshkeys.ensure_local(s)
     if local.created:

@@ -13,8 +13,8 @@ import random
 import threading
 import time
 
-from . import lazy
-from .errors import CloudError
+from ..support import lazy
+from ..support.errors import CloudError
 
 ks_adapter = lazy.module("keystoneauth1.adapter")
 ks_exc = lazy.module("keystoneauth1.exceptions")
@@ -85,7 +85,7 @@ def RetryingSession(*args, **kwargs):   # noqa: N802 - a class, made on first us
 @functools.cache
 def _session_class():
     # Defined on first use: subclassing needs keystoneauth1, which `inv
-    # --list` must not import (see tasks/lazy.py).
+    # --list` must not import (see tasks/support/lazy.py).
     class RetryingSession(ks_session.Session):
         """A keystoneauth Session whose every request, whatever the service,
         retries transient failures: ATTEMPTS tries within RETRY_BUDGET seconds,

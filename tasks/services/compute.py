@@ -20,10 +20,12 @@ from keystoneauth1 import exceptions as ks_exc
 from novaclient import client as nova_client
 from novaclient import exceptions as nova_exc
 
-from . import cloud as cloudmod
-from . import flatcar, kinds, names, progress
-from .errors import CloudError, ConfigError
-from .servers import FLAVOR_SETTINGS, GONE, Server, flavor_problem
+from . import session as cloudmod
+from ..model import flatcar, names
+from .. import kinds
+from ..support import progress
+from ..support.errors import CloudError, ConfigError
+from ..model.servers import FLAVOR_SETTINGS, GONE, Server, flavor_problem
 
 PUBLICNET = "00000000-0000-0000-0000-000000000000"
 SERVICENET = "11111111-1111-1111-1111-111111111111"
