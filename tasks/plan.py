@@ -7,8 +7,8 @@ import os
 
 from invoke import task
 
+from . import kinds
 from .steps import bootdata, kubeadmcheck
-from . import kinds, upload
 from .support import lazy
 from .model import names, release, servers, settings
 from .services.session import Cloud
@@ -51,15 +51,15 @@ def server_actions(s, found, flavors=None):
 def planned_release(s, cloud):
     """The Release the servers would download: the last upload's record, or
     what `inv upload` would publish (the object's URL before signing)."""
-    saved = upload.load_saved(s)
+    saved = release.load_saved(s)
     if saved is not None:
         return saved, "last upload"
     path = release.find_tarball(s)
     cache = release.DigestCache(s.KUBE_DOWNLOAD_DIR)
     digests = release.file_digests(path, cache, md5=False)
     url = f"{cloud.endpoint('object-store')}/{names.container(s)}/{names.release_object(s)}"
-    version = upload.version_of(s, path, cache)
-    found = upload.Release(url=url, sha256=digests["sha256"], size=digests["size"], expires_at=0,
+    version = release.version_of(s, path, cache)
+    found = release.Release(url=url, sha256=digests["sha256"], size=digests["size"], expires_at=0,
                            container=names.container(s), object_name=names.release_object(s), version=version)
     return found, f"{path}, not uploaded yet (the URL gets its signature at upload)"
 
@@ -67,7 +67,7 @@ def planned_release(s, cloud):
 def write_user_data(s, cloud, found, kind_name):
     """Render every server's user data into STATE/plan/; returns the paths."""
     rel, origin = planned_release(s, cloud)
-    from .master import cluster_ip
+    from .steps.master import cluster_ip
 
     master = next((srv for srv in found if srv.name == names.master_name(s) and cluster_ip(s, srv)), None)
     master_ip = cluster_ip(s, master) if master else UNKNOWN_MASTER_IP
@@ -105,13 +105,12 @@ def plan_token(s, found, boot):
     import datetime
 
     from .model import pki
-    from .services import ssh as remote
     from .steps import tokens
 
     boot.base_facts()   # creates the token when there is none yet, as up would
     now = datetime.datetime.now(datetime.timezone.utc)
     record = pki.read_token(names.state_dir(s))
-    master = remote.master_of(remote.cluster_servers(s, found))
+    master = servers.master_of(servers.cluster_servers(s, found))
     creates = any(servers.plan(s, role, found).create for role in ("master", "node"))
     action = tokens.decide(record, now, tokens.renew_margin(s),
                            master is not None and master.status not in servers.FAILED)

@@ -8,9 +8,11 @@ import datetime
 
 from invoke import task
 
-from . import kinds, kubeconfig, upload
+from . import kinds
+from .model import names, release, servers, settings
+from .steps import cluster
+from .steps import kubeconfig
 from .support import lazy
-from .model import names, settings
 from .services.session import Cloud
 
 cloudfiles = lazy.module("tasks.services.objects")
@@ -24,7 +26,7 @@ def server_rows(s, found):
     cluster traffic uses (legacy: the Cloud Network; OpenStack: the
     cluster network), the public one, and the jump host SSH goes through, if any."""
     label = names.network_label(s)
-    return [[srv.name, remote.role_of(srv) or "?", srv.status, srv.cluster_ip or "-",
+    return [[srv.name, servers.role_of(srv) or "?", srv.status, srv.cluster_ip or "-",
              srv.public_ip or "-", srv.ipv4(label) or "-", srv.ssh_gateway or "-"] for srv in found]
 
 
@@ -72,7 +74,7 @@ def status(c):
     """Show the cluster's servers, network and uploaded release."""
     s = settings.load()
     cloud = Cloud(s)
-    found = remote.find_cluster(s, cloud)
+    found = cluster.find_cluster(s, cloud)
     if found:
         remote.print_table(SERVER_HEADER, server_rows(s, found), title=f"cluster {s.INSTANCE_PREFIX}")
     else:
@@ -80,9 +82,9 @@ def status(c):
     rows, _actions = kinds.of(cloud).network_rows(s, cloud)
     for line in network_lines(rows):
         print(line)
-    for line in release_lines(s, cloudfiles.describe_release(s, cloud), upload.load_saved(s)):
+    for line in release_lines(s, cloudfiles.describe_release(s, cloud), release.load_saved(s)):
         print(line)
     if found:
-        master = remote.master_of(found)
+        master = servers.master_of(found)
         if master is not None and master.public_ip:
             print(f"API server: {kubeconfig.server_url(master.public_ip)} (context {names.kube_context(s)})")

@@ -10,13 +10,13 @@ import time
 
 from invoke import task
 
-from . import kubeconfig as kubeconfigs
-from . import master as master_stage
-from .steps import bootdata, kubeadmcheck, lock
-from . import kinds, nodes, upload
-from .support import lazy, progress
+from . import kinds
 from .model import names, release, servers, settings
 from .services.session import Cloud
+from .steps import boot, bootdata, kubeadmcheck, lock, nodes, publish
+from .steps import kubeconfig as kubeconfigs
+from .steps import master as master_stage
+from .support import lazy, progress
 from .support.errors import UserError
 
 cloudservers = lazy.module("tasks.services.compute")
@@ -36,7 +36,7 @@ def preflight(s, cloud):
     listed = nova.list_servers(s.INSTANCE_PREFIX)
     creating = [role for role in ("master", "node") if servers.plan(s, role, listed).create]
     if creating:
-        nova.image_id(s.KUBE_IMAGE)
+        boot.image_id(s, cloud, nova)
     chosen = dict(kinds.of(cloud).flavor_choice(s, cloud)) if creating else {}
     for role in creating:
         nova.flavor_id(role, chosen.get(role) or s[servers.FLAVOR_SETTINGS[role]])
@@ -57,7 +57,7 @@ def preflight(s, cloud):
 
 def ordered(s, found):
     """Servers as remote.Targets: the master first, then nodes by index."""
-    return [remote.target(srv, s.NOVA_NETWORK) for srv in remote.cluster_servers(s, found)]
+    return [remote.target(srv, s.NOVA_NETWORK) for srv in servers.cluster_servers(s, found)]
 
 
 def summary(s, master):
@@ -79,10 +79,10 @@ def up(c, no_checks=False, kubeconfig=None):
     s = settings.load()
     cloud = Cloud(s)
     tarball = preflight(s, cloud)
-    target = kinds.prepare(s, cloud)
+    target = boot.prepare(s, cloud)
     # Without a tarball the stages have nothing to create; should a server
     # fail meanwhile, the lazy release stops them with find_tarball's line.
-    rel = upload.publish(s, cloud) if tarball else bootdata.lazy_release(s, cloud)
+    rel = publish.publish(s, cloud) if tarball else bootdata.lazy_release(s, cloud)
     master = master_stage.ensure(s, cloud, rel, target)
     booting = nodes.ensure(s, cloud, rel, target, master_stage.cluster_ip(s, master))
     ready = nodes.wait_active(s, cloud, [master.name] + booting.names, booting.failures)

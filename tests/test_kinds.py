@@ -262,13 +262,13 @@ def test_target_flavor_is_the_kinds_pick_or_the_setting():
 @pytest.mark.parametrize("temp_urls,version,expected", [
     (True, None, "temp-url"), (True, "v1.31.4", "temp-url"), (False, "v1.31.4", "release-site")])
 def test_release_delivery(temp_urls, version, expected):
-    from tasks import upload
+    from tasks.steps import publish as upload
 
     assert upload.delivery(temp_urls, version) == expected
 
 
 def test_a_custom_build_without_temp_urls_stops_with_one_line():
-    from tasks import upload
+    from tasks.steps import publish as upload
 
     with pytest.raises(CloudError) as err:
         upload.delivery(False, None, "the object storage at https://swift.example has no temp URL support")

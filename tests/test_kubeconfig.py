@@ -6,7 +6,7 @@ import stat
 import pytest
 import yaml
 
-from tasks import kubeconfig
+from tasks.steps import kubeconfig
 from tasks.model import pki, settings
 from tasks.support.errors import UserError
 

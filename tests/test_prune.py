@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tasks.model import layout, servers, settings
-from tasks import nodes
+from tasks.steps import nodes
 from tasks.model.servers import Server
 from tests.harness import resources, run_inv
 

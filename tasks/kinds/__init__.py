@@ -1,6 +1,7 @@
 """The one place that knows there are two kinds of cloud.
 
-Each kind is a module with the same names (kind_legacy, kind_openstack):
+Each kind is a module with the same names (kinds/legacy.py, kinds/openstack.py;
+what they share is kinds/base.py):
 
   NAME                           'legacy' or 'openstack'
   IMAGE_UPLOAD_REFUSED           why `inv image` cannot upload here (one line), or None
@@ -8,7 +9,7 @@ Each kind is a module with the same names (kind_legacy, kind_openstack):
   prepare_network(s, cloud) -> Target
                                  the cluster's network (all of it: `inv network`
                                  makes what `inv up` makes), before any server;
-                                 the keypair and flavors are added by prepare()
+                                 the keypair and flavors are added by steps/boot.prepare()
   attach(s, cloud, target, want) -> Attach
                                  the NICs a server boots with, and the addresses
                                  known before it boots (ports, floating IP)
@@ -34,60 +35,7 @@ Stages call `kinds.of(cloud)` and these; they never test the kind, and
 nothing picks a kind by default: it is the cloud's (credentials.kind_of).
 """
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where servers boot, resolved once per run by prepare() (by the
-    kind's prepare_network alone: no keypair or flavors yet)."""
-    network_id: str
-    key_name: str = ""
-    subnet_id: str = ""
-    security_group_id: str = ""
-    external_network_id: str = ""
-    # (role, flavor ID) the kind picked; a role not listed uses its setting.
-    flavors: tuple = ()
-
-    def flavor(self, s, role):
-        """The flavor (ID or name) a server of `role` boots with."""
-        from ..model.servers import FLAVOR_SETTINGS
-
-        return dict(self.flavors).get(role) or s[FLAVOR_SETTINGS[role]]
-
-
-@dataclass(frozen=True)
-class Attach:
-    """How one server joins the networks: Nova's `nics` and what is known
-    before it boots. cluster_ip: the address cluster traffic uses (None:
-    Nova tells once the server exists). public_ip: the address the tool
-    and kubectl use when it is fixed before boot (a floating IP)."""
-    nics: tuple
-    cluster_ip: str = None
-    public_ip: str = None
-    port_id: str = ""
-
-
-@dataclass(frozen=True)
-class Reach:
-    """How to reach one server. address: what SSH connects to (empty: not
-    reachable yet); gateway: the jump host's address when `address` is
-    private; cluster_ip: where the API server and kubelet serve."""
-    address: str
-    cluster_ip: str = ""
-    gateway: str = ""
-    public_ip: str = ""
-
-
-KIND_NAMES = ("legacy", "openstack")
-
-
-def pod_network(s, default, why):
-    """(backend, why): POD_NETWORK_BACKEND when it is set (an explicit
-    choice wins on every kind), else the kind's `default` for `why`."""
-    if s.POD_NETWORK_BACKEND:
-        return s.POD_NETWORK_BACKEND, f"POD_NETWORK_BACKEND={s.POD_NETWORK_BACKEND} ({s.source('POD_NETWORK_BACKEND')})"
-    return default, why
+from .base import KIND_NAMES, Attach, Reach, Target, pod_network  # noqa: F401  (stages use kinds.Target...)
 
 
 def named(name):
@@ -108,17 +56,3 @@ def of(cloud):
     """The kind module of a Cloud (cloud.kind, from the identity API or
     CLOUD_KIND)."""
     return named(cloud.kind)
-
-
-def prepare(s, cloud):
-    """Where the cluster's servers boot (Target): the kind's network, the
-    keypair (the same on both kinds) and the flavors the kind picks.
-    `inv master`, `inv nodes` and `inv up` each call it, so every stage
-    run alone finds or makes what `inv up` would."""
-    import dataclasses
-
-    from ..steps import keypairs
-
-    kind = of(cloud)
-    target = kind.prepare_network(s, cloud)
-    return dataclasses.replace(target, key_name=keypairs.ensure(s, cloud), flavors=kind.flavor_choice(s, cloud))

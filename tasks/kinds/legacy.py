@@ -8,16 +8,17 @@ the join address; and pod traffic, flannel host-gw). The Cloud Network
 address is found by NOVA_NETWORK's CIDR (Server.ipv4_in). Public addresses
 come from Nova once a server exists; there are no security groups, so the
 servers' own nftables firewall (kube-firewall.service) closes PublicNet.
-See kinds.py for what each name here means.
+See kinds/__init__.py for what each name here means.
 """
 
+import time
 from dataclasses import dataclass
 
-from .. import kinds
+from . import base
 from ..model import names
 from ..support import progress
 from ..support.errors import CloudError
-from ..kinds import Attach, Target
+from .base import Attach, Reach, Target
 
 NAME = "legacy"
 
@@ -33,7 +34,7 @@ POD_NETWORK_WHY = "the legacy default: the Cloud Network routes pod addresses as
 
 
 def pod_network(s):
-    return kinds.pod_network(s, POD_NETWORK_DEFAULT, POD_NETWORK_WHY)
+    return base.pod_network(s, POD_NETWORK_DEFAULT, POD_NETWORK_WHY)
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,6 @@ def reach(s, cloud, found):
     on the Cloud Network (the address inside NOVA_NETWORK)."""
     import dataclasses
 
-    from ..kinds import Reach
-
     return [dataclasses.replace(srv, reach=Reach(address=srv.ipv4("public") or "",
                                                  cluster_ip=srv.ipv4_in(s.NOVA_NETWORK) or "",
                                                  public_ip=srv.ipv4("public") or ""))
@@ -142,15 +141,45 @@ def inventory(s, cloud):
     return [f"Cloud Network {names.network_label(s)}"] if nets else []
 
 
-def remove_network(s, cloud, server_ids, server_exists):
-    from .. import down
+def foreign_ports(ports, our_server_ids, server_exists):
+    """Ports of live servers that are not this cluster's: a network labelled
+    by NOVA_NETWORK_LABEL may be shared, and down never cuts another's server
+    off. Ports of servers already gone are leftovers, not foreign."""
+    return [p for p in ports if p.get("device_id") and p["device_id"] not in our_server_ids
+            and server_exists(p["device_id"])]
+
+
+def remove_network(s, cloud, server_ids, server_exists, timeout=base.RELEASE_TIMEOUT, sleep=time.sleep):
+    """Each Cloud Network labelled NOVA_NETWORK_LABEL: its ports, subnets and
+    the network, retried while Cloud Networks says it is still in use. A
+    network other servers still use is left in place, and said so."""
     from ..services.network import CloudNetworks
 
     api = CloudNetworks(cloud)
     removed = []
     for net in api.networks(names.network_label(s)):
-        removed += down.remove_network(s, api, net, server_ids, server_exists)
+        label = net.get("name") or names.network_label(s)
+        base.while_held(f"Cloud Network {label} released",
+                        lambda: _remove_one(api, net, label, server_ids, server_exists, removed),
+                        timeout, sleep)
     return removed
+
+
+def _remove_one(api, network, label, our_server_ids, server_exists, removed):
+    ports = api.ports(network["id"])
+    others = foreign_ports(ports, our_server_ids, server_exists)
+    if others:
+        devices = sorted({p["device_id"] for p in others})
+        removed.append(f"(kept Cloud Network {label}: still used by server(s) {', '.join(devices)})")
+        return
+    for port in ports:
+        if api.delete_port(port["id"]):
+            removed.append(f"port {port['id']} on {label}")
+    for subnet in api.subnets(network["id"]):
+        if api.delete_subnet(subnet["id"]):
+            removed.append(f"subnet {subnet.get('cidr', subnet['id'])} of {label}")
+    if api.delete_network(network["id"]):
+        removed.append(f"Cloud Network {label} ({network['id']})")
 
 
 def release_endpoint(s, cloud, storage_url):

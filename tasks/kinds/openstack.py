@@ -16,25 +16,22 @@ public address (unless NODE_FLOATING_IPS) and are reached through the
 master as a jump host. Cluster traffic runs on the cluster network.
 
 Everything carries this cluster's name and Neutron tag (names.neutron_tag);
-nothing without both is ever touched. See kinds.py for each name here.
+nothing without both is ever touched. See kinds/__init__.py for each name here.
 """
 
 import time
 
-from .. import kinds
+from . import base
 from ..model import layout, names
 from ..support import progress
 from ..support.errors import CloudError, UserError
-from ..kinds import Attach, Reach, Target
+from .base import Attach, Reach, Target
 
 NAME = "openstack"
 
 # Glance takes `inv image`'s qcow2.
 IMAGE_UPLOAD_REFUSED = None
 NO_IMAGE_TODO = "run `inv image` (about 500 MB), or set KUBE_IMAGE"
-# Neutron answers 409 while a deleted server's port, or a router's
-# interface, is being let go.
-RELEASE_TIMEOUT = 300
 _RULE_KEYS = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max", "remote_ip_prefix",
               "remote_group_id")
 # Stands for the group's own ID in wanted_rules (unknown until it exists).
@@ -55,7 +52,7 @@ POD_NETWORK_WHY = ("the OpenStack default: OVN (Rackspace Flex) takes no CIDR as
 # --- pure decisions -----------------------------------------------------------
 
 def pod_network(s):
-    return kinds.pod_network(s, POD_NETWORK_DEFAULT, POD_NETWORK_WHY)
+    return base.pod_network(s, POD_NETWORK_DEFAULT, POD_NETWORK_WHY)
 
 
 def host_gw(s):
@@ -362,54 +359,47 @@ def inventory(s, cloud):
     return [f"{kind} {name}" for kind, name, _ in _state(s, _api(cloud))]
 
 
-def remove_network(s, cloud, server_ids, server_exists, timeout=RELEASE_TIMEOUT, sleep=time.sleep):
+def remove_network(s, cloud, server_ids, server_exists, timeout=base.RELEASE_TIMEOUT, sleep=time.sleep):
     """Everything this cluster made in Neutron, in dependency order:
     floating IPs, ports, the router's interface, the router, subnets, the
     network, the security group; each retried while Neutron still holds
     it (409). A port some other server still uses stops down with one line."""
-    from ..services.network import InUse
-
     api = _api(cloud)
     removed = []
-    deadline = time.monotonic() + timeout
-    with progress.waiting("network resources released", timeout) as wait:
-        while True:
-            try:
-                state = _state(s, api)
-                by_kind = {}
-                for kind, name, res in state:
-                    by_kind.setdefault(kind, []).append((name, res))
-                for name, fip in by_kind.get("floating IP", []):
-                    if api.delete_floating_ip(fip["id"]):
-                        removed.append(f"floating IP {name}")
-                for name, port in by_kind.get("port", []):
-                    device = port.get("device_id")
-                    if device and device not in server_ids and server_exists(device):
-                        raise UserError(f"port {name} is still used by server {device}, which is not this "
-                                        "cluster's; detach it, then re-run `inv down`")
-                    if api.delete_port(port["id"]):
-                        removed.append(f"port {name}")
-                subnet_ids = [sn["id"] for _, sn in by_kind.get("subnet", [])]
-                for name, router in by_kind.get("router", []):
-                    for subnet_id in subnet_ids:
-                        api.remove_router_interface(router["id"], subnet_id)
-                    if api.delete_router(router["id"]):
-                        removed.append(f"router {name}")
-                for name, sn in by_kind.get("subnet", []):
-                    if api.delete_subnet(sn["id"]):
-                        removed.append(f"subnet {sn.get('cidr') or name}")
-                for name, net in by_kind.get("network", []):
-                    if api.delete_network(net["id"]):
-                        removed.append(f"network {name}")
-                for name, group in by_kind.get("security group", []):
-                    if api.delete_security_group(group["id"]):
-                        removed.append(f"security group {name}")
-                return removed
-            except InUse as exc:
-                if time.monotonic() >= deadline:
-                    raise
-                wait.update(f"still in use ({exc.reason[:80]})")
-                sleep(3)
+
+    def attempt():
+        state = _state(s, api)
+        by_kind = {}
+        for kind, name, res in state:
+            by_kind.setdefault(kind, []).append((name, res))
+        for name, fip in by_kind.get("floating IP", []):
+            if api.delete_floating_ip(fip["id"]):
+                removed.append(f"floating IP {name}")
+        for name, port in by_kind.get("port", []):
+            device = port.get("device_id")
+            if device and device not in server_ids and server_exists(device):
+                raise UserError(f"port {name} is still used by server {device}, which is not this "
+                                "cluster's; detach it, then re-run `inv down`")
+            if api.delete_port(port["id"]):
+                removed.append(f"port {name}")
+        subnet_ids = [sn["id"] for _, sn in by_kind.get("subnet", [])]
+        for name, router in by_kind.get("router", []):
+            for subnet_id in subnet_ids:
+                api.remove_router_interface(router["id"], subnet_id)
+            if api.delete_router(router["id"]):
+                removed.append(f"router {name}")
+        for name, sn in by_kind.get("subnet", []):
+            if api.delete_subnet(sn["id"]):
+                removed.append(f"subnet {sn.get('cidr') or name}")
+        for name, net in by_kind.get("network", []):
+            if api.delete_network(net["id"]):
+                removed.append(f"network {name}")
+        for name, group in by_kind.get("security group", []):
+            if api.delete_security_group(group["id"]):
+                removed.append(f"security group {name}")
+
+    base.while_held("network resources released", attempt, timeout, sleep)
+    return removed
 
 
 def release_endpoint(s, cloud, storage_url):

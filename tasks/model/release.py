@@ -16,6 +16,7 @@ KUBE_DOWNLOAD_DIR/stable.txt, written by `inv build --release stable`, so
 finding it needs no network.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 from ..support.errors import UserError
+from . import names
 from .names import RELEASE_TARBALL
 
 STABLE_RECORD = "stable.txt"
@@ -281,3 +283,45 @@ def redact(text):
     """The URL (or any text holding one) with its temp-URL signature
     replaced, for any output."""
     return _SIGNATURE.sub(r"\1REDACTED", text) if text else text
+
+
+# --- the record of the last upload (release.json), which `inv status` reads ---
+
+STATE_FILE = "release.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    url: str            # temp URL the servers GET (signature inside: never print it, see redacted)
+    sha256: str         # of the whole tarball; the servers verify it
+    size: int
+    expires_at: int     # unix time the temp URL stops working
+    container: str
+    object_name: str
+    version: str | None  # Kubernetes version in the tarball, when known
+
+    @property
+    def redacted(self):
+        return redact(self.url)
+
+
+def state_path(s):
+    return Path(names.state_dir(s)) / STATE_FILE
+
+
+def save(s, rel):
+    """release.json in the cluster's state dir: mode 0600 (it holds the
+    temp URL), dir 0700."""
+    directory = Path(names.state_dir(s))
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(directory, 0o700)
+    write_atomic(directory / STATE_FILE, json.dumps(dataclasses.asdict(rel), indent=1) + "\n", mode=0o600)
+
+
+def load_saved(s):
+    """The last published Release, or None."""
+    try:
+        data = json.loads(state_path(s).read_text())
+        return Release(**data)
+    except (OSError, ValueError, TypeError):
+        return None

@@ -356,3 +356,30 @@ def smallest_flavor(role, flavors, image_min=(0, 0)):
     need = minimum(role, image_min)
     fitting = [f for f in flavors if _offered(f, need)]
     return min(fitting, key=_smallest_key) if fitting else None
+
+
+# --- which servers ----------------------------------------------------------
+
+def cluster_servers(s, listed):
+    """Our live servers from a list response, one per name (the best if
+    Nova has duplicates), the master first, then nodes by index."""
+    best = {}
+    # The one `up` would reuse comes first.
+    for srv in sorted(listed, key=best_first):
+        if srv.status in GONE or not names.is_cluster_server(s, srv.name, srv.metadata):
+            continue
+        best.setdefault(srv.name, srv)
+    return sorted(best.values(), key=_order)
+
+
+def master_of(found):
+    """The master among `found` (cluster_servers), or None."""
+    return next((srv for srv in found if role_of(srv) == "master"), None)
+
+
+def role_of(srv):
+    return srv.metadata.get(names.META_ROLE, "")
+
+
+def _order(srv):
+    return (0 if role_of(srv) == "master" else 1, node_index(srv), srv.name)

@@ -22,7 +22,6 @@ from novaclient import exceptions as nova_exc
 
 from . import session as cloudmod
 from ..model import flatcar, names
-from .. import kinds
 from ..support import progress
 from ..support.errors import CloudError, ConfigError
 from ..model.servers import FLAVOR_SETTINGS, GONE, Server, flavor_problem
@@ -61,6 +60,11 @@ def _ambiguous(exc):
     if isinstance(exc, ks_exc.HttpError):
         return exc.http_status >= 500 or exc.http_status == 408
     return isinstance(exc, ks_exc.ConnectionError)
+
+
+class ImageNotFound(ConfigError):
+    """KUBE_IMAGE's default found no Flatcar image; what to do depends on
+    the cloud kind, which the caller (steps/boot.image_id) adds."""
 
 
 class Unavailable(CloudError):
@@ -162,8 +166,8 @@ class CloudServers:
         try:
             return _resolve("KUBE_IMAGE", ref, self._images, "image", region)
         except ConfigError:
-            raise ConfigError(f"no Flatcar image in {region}: none uploaded by `inv image` for FLATCAR_CHANNEL="
-                              f"{s.FLATCAR_CHANNEL}, none named {ref!r}; {kinds.of(self.cloud).NO_IMAGE_TODO}") from None
+            raise ImageNotFound(f"no Flatcar image in {region}: none uploaded by `inv image` for FLATCAR_CHANNEL="
+                                f"{s.FLATCAR_CHANNEL}, none named {ref!r}") from None
 
     def flavor_id(self, role, ref):
         """KUBE_MASTER_FLAVOR / KUBE_NODE_FLAVOR (by `role`) as an ID or a

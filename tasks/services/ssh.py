@@ -564,49 +564,6 @@ def _short(text, limit=120):
 
 
 
-# --- which servers ----------------------------------------------------------
-
-def cluster_servers(s, listed):
-    """Our live servers from a list response, one per name (the best if
-    Nova has duplicates), the master first, then nodes by index."""
-    best = {}
-    # The one `up` would reuse comes first.
-    for srv in sorted(listed, key=servers.best_first):
-        if srv.status in servers.GONE or not names.is_cluster_server(s, srv.name, srv.metadata):
-            continue
-        best.setdefault(srv.name, srv)
-    return sorted(best.values(), key=_order)
-
-
-def find_cluster(s, cloud):
-    """cluster_servers of what Nova lists for this cluster now, each with
-    how to reach it (kinds: ports and floating IPs on OpenStack)."""
-    from .. import kinds
-    from .compute import for_cloud
-
-    return kinds.of(cloud).reach(s, cloud, cluster_servers(s, for_cloud(cloud).list_servers(s.INSTANCE_PREFIX)))
-
-
-def master_of(found):
-    """The master among `found` (cluster_servers), or None."""
-    return next((srv for srv in found if role_of(srv) == "master"), None)
-
-
-def role_of(srv):
-    return srv.metadata.get(names.META_ROLE, "")
-
-
-def index_of(srv):
-    try:
-        return int(srv.metadata.get(names.META_INDEX, "0"))
-    except ValueError:
-        return 0
-
-
-def _order(srv):
-    return (0 if role_of(srv) == "master" else 1, index_of(srv), srv.name)
-
-
 def target(srv, cloud_network=None):
     """A Target. Its cluster_ip is the cloud kind's (kinds.Reach) when set,
     else the address inside `cloud_network` (NOVA_NETWORK), needed for the
@@ -615,4 +572,4 @@ def target(srv, cloud_network=None):
         cluster_ip = srv.reach.cluster_ip
     else:
         cluster_ip = srv.ipv4_in(cloud_network) if cloud_network else None
-    return Target(srv.name, role_of(srv), srv.ssh_address or "", cluster_ip or "", srv.ssh_gateway or "")
+    return Target(srv.name, servers.role_of(srv), srv.ssh_address or "", cluster_ip or "", srv.ssh_gateway or "")

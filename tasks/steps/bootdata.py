@@ -17,7 +17,7 @@ from ..support.errors import UserError
 
 
 def lazy_release(s, cloud):
-    """A function returning upload.publish(s, cloud), called at most once and
+    """A function returning publish.publish(s, cloud), called at most once and
     only when a server is really created: a re-run that creates nothing
     neither hashes nor uploads the tarball."""
     lock = threading.Lock()
@@ -26,9 +26,9 @@ def lazy_release(s, cloud):
     def get():
         with lock:
             if not box:
-                from .. import upload
+                from . import publish
 
-                box.append(upload.publish(s, cloud))
+                box.append(publish.publish(s, cloud))
             return box[0]
     return get
 

@@ -113,12 +113,11 @@ def ensure_fresh(s, listed, now=None):
     master among them, once ACTIVE, gets the new token first. Returns the
     decision taken (KEEP, RECORD or RENEW)."""
     from ..model import pki
-    from ..services import ssh as remote
 
     state_dir = names.state_dir(s)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     record = pki.read_token(state_dir)
-    master = remote.master_of(remote.cluster_servers(s, listed))
+    master = servers.master_of(servers.cluster_servers(s, listed))
     # A master in ERROR is about to be replaced: a new cluster.
     cluster_exists = master is not None and master.status not in servers.FAILED
     action = decide(record, now, renew_margin(s), cluster_exists)
