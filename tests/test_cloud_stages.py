@@ -17,14 +17,13 @@ import pytest
 import yaml
 
 from tasks.services import compute as cloudservers
-from tasks.model import layout, pki, settings, sshkeys
+from tasks.model import layout, names, pki, settings, sshkeys
 from tasks.steps import tokens
 from tasks.services.session import Cloud
 from tasks.support.errors import ConfigError
 from tests.harness import run_inv
 
-PUBLICNET = "00000000-0000-0000-0000-000000000000"
-SERVICENET = "11111111-1111-1111-1111-111111111111"
+PUBLICNET, SERVICENET = names.PUBLICNET, names.SERVICENET
 IMAGE = "CoreOS (Stable)"   # a name Mimic's image list has
 
 

@@ -26,7 +26,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tasks.model import layout, userdata
+from tasks.model import layout, names, userdata
 from tasks.support.errors import UserError
 from tests.harness.rendering import (BACKENDS, MASTER_FLOATING_IP, OPENSTACK_VARIANTS,
                                      SENTINEL_API_KEY, SENTINEL_PASSWORD, VARIANTS, golden_renders,
@@ -612,7 +612,7 @@ def render_rooted(template, role, s, facts, root):
     return userdata._environment().get_template(template).render(**values)
 
 
-PUBLICNET, SERVICENET = userdata.PUBLICNET_ID, userdata.SERVICENET_ID
+PUBLICNET, SERVICENET = names.PUBLICNET, names.SERVICENET
 CLOUD_NET_ID = "7b5a3b4e-33cf-4f3a-9d59-0b2a6c0c2b11"
 
 

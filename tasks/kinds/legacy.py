@@ -85,10 +85,8 @@ def prepare_network(s, cloud):
 
 
 def attach(s, cloud, target, want):
-    from ..services.compute import PUBLICNET, SERVICENET
-
     # NIC order is interface order: eth0 PublicNet, eth1 ServiceNet, eth2 ours.
-    return Attach(nics=tuple({"net-id": net} for net in (PUBLICNET, SERVICENET, target.network_id)))
+    return Attach(nics=tuple({"net-id": net} for net in (names.PUBLICNET, names.SERVICENET, target.network_id)))
 
 
 def flavor_choice(s, cloud):

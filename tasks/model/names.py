@@ -8,6 +8,10 @@ from pathlib import Path
 
 RELEASE_TARBALL = "kubernetes-server-linux-amd64.tar.gz"
 
+# The legacy cloud's two networks every server gets, by their fixed IDs.
+PUBLICNET = "00000000-0000-0000-0000-000000000000"
+SERVICENET = "11111111-1111-1111-1111-111111111111"
+
 # Server metadata keys. `up`, `status` and `down` select servers by name AND
 # by these, so a server someone else named alike is never touched.
 META_CLUSTER = "kube-rackspace-cluster"

@@ -1,6 +1,6 @@
 """The server tarball: where it is looked for, where it comes from, whether
 it is intact. Pure, apart from reading local files; no network here (the
-download itself lives in build.py, the upload in upload.py).
+download itself lives in build.py, the upload in steps/publish.py).
 
 Where `find_tarball` looks, in order (the first two as the old
 cluster/rackspace find-release-tars did):

@@ -39,10 +39,6 @@ GZIP_ABOVE = 16 * 1024
 # also the first kubeadm that needs no crictl on the host.
 MIN_MINOR = 31
 
-# Rackspace's fixed network IDs, as network_data.json names them.
-PUBLICNET_ID = "00000000-0000-0000-0000-000000000000"
-SERVICENET_ID = "11111111-1111-1111-1111-111111111111"
-
 IMAGE_REPOSITORY = "registry.k8s.io"
 
 # Pinned downloads that are not part of the Kubernetes release. The CNI
@@ -197,8 +193,8 @@ def context(role, s, facts):
         "kubernetes_service_ip": service.network_address + 1,
         "dns_kubeadm_ip": dns_kubeadm_ip,
         "dns_service_patch": bool(s.ENABLE_CLUSTER_DNS) and s.DNS_SERVER_IP != dns_kubeadm_ip,
-        "publicnet_id": PUBLICNET_ID,
-        "servicenet_id": SERVICENET_ID,
+        "publicnet_id": names.PUBLICNET,
+        "servicenet_id": names.SERVICENET,
         "image_repository": IMAGE_REPOSITORY,
         "cni": CNI_PLUGINS,
         "flannel": SimpleNamespace(**vars(FLANNEL), iface_regex=ip_regex(s.NOVA_NETWORK)),

@@ -26,8 +26,6 @@ from ..support import progress
 from ..support.errors import CloudError, ConfigError
 from ..model.servers import FLAVOR_SETTINGS, GONE, Server, flavor_problem
 
-PUBLICNET = "00000000-0000-0000-0000-000000000000"
-SERVICENET = "11111111-1111-1111-1111-111111111111"
 # Nova rejects user_data whose base64 form exceeds 65535 bytes.
 USER_DATA_LIMIT = 65535
 

@@ -29,7 +29,7 @@ from swiftclient import client as swift
 from swiftclient.exceptions import ClientException
 from swiftclient.utils import LengthWrapper, generate_temp_url
 
-from ..model import names
+from ..model import names, release
 from . import session as cloudmod
 from .session import RETRY_STATUSES
 from ..support.errors import CloudError, UserError
@@ -426,8 +426,8 @@ def delete_release(s, cloud):
     leftovers = sweep_segments(cloud, conn, container, name)
     if leftovers:
         removed.append(f"{len(leftovers)} segment(s) under {container}/{segments_prefix(name)}")
-    # The record of the temp URL that now leads nowhere (see upload.save).
-    record = names.state_dir(s) / "release.json"
+    # The record of the temp URL that now leads nowhere (release.save).
+    record = release.state_path(s)
     if record.exists():
         record.unlink()
         removed.append(f"record {record}")

@@ -1,7 +1,7 @@
 """The cluster's Nova keypair, INSTANCE_PREFIX-SSH_KEY_NAME, registered from
 the local key ~/.ssh/SSH_KEY_NAME (generated when missing). The same on
 both cloud kinds; `inv keypair` and every stage that boots servers
-(kinds.prepare) share it, so no stage calls another."""
+(steps/boot.prepare) share it, so no stage calls another."""
 
 from ..support import lazy, progress
 from ..model import names
