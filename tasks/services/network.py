@@ -213,25 +213,32 @@ class CloudNetworks:
         group = self._create(f"creating security group {name}", "/security-groups", body, "security_group", find)
         return self.tag("security-group", group, tags)
 
-    def create_rule(self, group_id, rule):
+    def rules(self, group_id):
+        return self._list("security-group-rule", f"listing the rules of security group {group_id}",
+                          security_group_id=group_id)
+
+    def create_rule(self, group_id, rule, sleep=time.sleep):
         """Add one rule (a dict of Neutron's fields); an existing identical
-        rule (409) counts as made."""
+        rule (409) counts as made. When the answer is lost, the look-up finds
+        the rule if Neutron made it; else the POST runs again (and a 409
+        then says the first one made it after all)."""
+        what = f"adding a rule to security group {group_id}"
         body = {"security_group_rule": dict(rule, security_group_id=group_id)}
-        last = None
-        for attempt in range(cloudmod.CREATE_ATTEMPTS):
+
+        def create():
             try:
                 return self.api.post("/security-group-rules", json=body).json()["security_group_rule"]
             except ks_exc.Conflict:
                 return None
-            except (ks_exc.HttpError, ks_exc.ConnectionError) as exc:
-                if isinstance(exc, ks_exc.HttpError) and not _ambiguous(exc):
-                    cloudmod.fail(exc, f"adding a rule to security group {group_id}")
-                # Outcome unknown: the same POST again answers 409 if the
-                # first one made the rule, which counts as made.
-                last = exc
-                time.sleep(min(cloudmod.LOOKUP_DELAY_MAX, cloudmod.BACKOFF_START * 2 ** attempt))
-        raise CloudError(f"adding a rule to security group {group_id}: {cloudmod.describe_any(last)}; "
-                         f"no answer in {cloudmod.CREATE_ATTEMPTS} attempts; re-run when the cloud answers again")
+            except ks_exc.HttpError as exc:
+                if not _ambiguous(exc):
+                    cloudmod.fail(exc, what)
+                raise
+
+        def find():
+            return next((r for r in self.rules(group_id) if all(r.get(k) == v for k, v in rule.items())), None)
+
+        return cloudmod.create_or_find(what, create, find, _ambiguous, sleep=sleep)
 
     def delete_security_group(self, group_id):
         return self._delete("security-group", group_id)
