@@ -78,7 +78,7 @@ def signer(tmp_path_factory):
 
 
 def test_shipped_key_is_flatcars_and_verifies_nothing_forged(tmp_path, signer):
-    from tasks import image
+    from tasks.steps import image
     home, fpr, _ = signer
     signed = tmp_path / "D.asc"
     signed.write_text(release_mirror.clearsign(home, "# SHA512 HASH\n"))
