@@ -14,7 +14,7 @@ from .. import kinds
 from ..model import servers
 from ..support import progress
 from ..support.errors import CloudError
-from . import boot, bootdata, nodes, tokens
+from . import boot, bootdata, tokens
 
 
 def ensure(s, cloud, release, target):
@@ -27,9 +27,9 @@ def ensure(s, cloud, release, target):
     kind = kinds.of(cloud)
     listed = nova.list_servers(s.INSTANCE_PREFIX)
     plan = servers.plan(s, "master", listed)
-    nodes.check_plan(plan)
+    boot.check_plan(plan)
     if plan.reuse:
-        nodes.delete_failed(nova, plan)   # duplicates only
+        boot.delete_failed(nova, plan)   # duplicates only
         want, master = plan.reuse[0]
         progress.info(f"{master.name} exists ({master.id}, {master.status}); reusing it")
         master = kind.reach(s, cloud, [master])[0]
@@ -43,9 +43,9 @@ def ensure(s, cloud, release, target):
         # Built (port, image, flavor, user data) before an ERROR master is deleted.
         boot.image_id(s, cloud, nova)
         attach = kind.attach(s, cloud, target, want)
-        request = nodes.create_request(
+        request = boot.create_request(
             s, nova, target, want, bootdata.user_data(s, "master", 0, release, None, attach, kind.NAME), attach)
-        replaced = nodes.delete_failed(nova, plan)
+        replaced = boot.delete_failed(nova, plan)
         server_id = nova.create_server(s, request, ignore_ids=replaced)
         progress.info(f"created {want.name} ({server_id})"
                       + (f", {attach.cluster_ip}" if attach.cluster_ip else "")
@@ -74,7 +74,7 @@ def wait_for_address(s, nova, name):
     intervals = servers.poll_intervals()
     with progress.waiting(f"{name}'s Cloud Network address", s.BOOT_TIMEOUT) as wait:
         while True:
-            listed = nodes.list_servers_through_outages(nova, s, wait)
+            listed = boot.list_servers_through_outages(nova, s, wait)
             if listed is not None:
                 state = servers.wait_state(s, [name], listed)
                 master = state.servers.get(name)

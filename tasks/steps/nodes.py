@@ -1,9 +1,9 @@
 """Boot INSTANCE_PREFIX-node-1 .. -node-NUM_NODES at once and wait until the
 whole cluster (master and nodes) is ACTIVE (`inv nodes`, `inv up`).
 
-Also the pieces the master's step shares: the create request of one server, and
-`wait_active`, which polls with ONE list request per poll for the whole
-cluster however many servers there are.
+`wait_active` polls with ONE list request per poll for the whole cluster
+however many servers there are. What the master's step shares with this one
+is in steps/boot.py.
 """
 
 import threading
@@ -16,34 +16,7 @@ from ..model import names, servers
 from ..support import progress
 from ..support.errors import CloudError, UserError
 from . import bootdata, tokens
-from .boot import image_id
-
-
-def create_request(s, nova, target, want, user_data, attach):
-    """The full create request of one wanted server (pure but for the
-    image/flavor look-ups, which the CloudServers object caches); its NICs
-    are the cloud kind's (kinds.Attach)."""
-    from ..services.compute import CreateRequest
-
-    return CreateRequest(
-        name=want.name, image_id=nova.image_id(s.KUBE_IMAGE),
-        flavor_id=nova.flavor_id(want.role, target.flavor(s, want.role)), key_name=target.key_name,
-        nics=attach.nics, metadata=servers.metadata(s, want), user_data=user_data)
-
-
-def delete_failed(nova, plan):
-    """ERROR servers (and duplicates) go before their replacements are made."""
-    for srv in plan.delete:
-        why = f"in {srv.status}" + (f" ({srv.fault})" if srv.fault else "") if srv.status in servers.FAILED \
-            else "a duplicate"
-        progress.info(f"deleting {srv.name} ({srv.id}): {why}")
-        nova.delete_server(srv)
-    return {srv.id for srv in plan.delete}
-
-
-def check_plan(plan):
-    if plan.conflicts:
-        raise CloudError(servers.conflict_message(plan.conflicts))
+from .boot import check_plan, create_request, delete_failed, image_id, list_servers_through_outages
 
 
 @dataclass
@@ -139,18 +112,6 @@ def wait_active(s, cloud, wanted_names, failures=()):
     if problems:
         raise CloudError("; ".join(problems))
     return state.servers if state else {}
-
-
-def list_servers_through_outages(nova, s, wait):
-    """One list request; when Nova keeps failing after its retries, show it
-    in the wait and return None, so the wait polls on until its timeout."""
-    from ..services.compute import Unavailable
-
-    try:
-        return nova.list_servers(s.INSTANCE_PREFIX)
-    except Unavailable as exc:
-        wait.update(f"Cloud Servers failing: {exc.reason}")
-        return None
 
 
 def find_master(s, cloud):
