@@ -172,7 +172,7 @@ def _session_class():
 
 # A window of our own is this much longer than the service's: its clock may
 # count in whole seconds or run a little apart from ours.
-WINDOW_MARGIN = 0.02
+WINDOW_MARGIN = 0.01
 
 
 def next_send(now, in_flight, done, budget, window, last=None, spacing=0.0, hold=0.0):

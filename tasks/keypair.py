@@ -3,9 +3,12 @@ registered with Nova as INSTANCE_PREFIX-SSH_KEY_NAME."""
 
 from invoke import task
 
-from . import lazy, lock, names, progress, settings
-from .cloud import Cloud
+from . import lazy, lock, names, progress
 from .errors import CloudError
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+_cloud = lazy.module("tasks.cloud")
+settings = lazy.module("tasks.settings")
 
 sshkeys = lazy.module("tasks.sshkeys")
 
@@ -47,4 +50,4 @@ def ensure(s, cloud):
 def keypair(c):
     """Generate ~/.ssh/SSH_KEY_NAME if missing; register it with Nova."""
     s = settings.load()
-    print(ensure(s, Cloud(s)))
+    print(ensure(s, _cloud.Cloud(s)))

@@ -6,9 +6,12 @@ from dataclasses import dataclass
 
 from invoke import task
 
-from . import lock, names, progress, settings
-from .cloud import Cloud
+from . import lazy, lock, names, progress
 from .errors import CloudError
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+_cloud = lazy.module("tasks.cloud")
+settings = lazy.module("tasks.settings")
 
 
 @dataclass(frozen=True)
@@ -62,5 +65,5 @@ def ensure(s, cloud):
 def network(c):
     """Find or create the Cloud Network (NOVA_NETWORK_LABEL, NOVA_NETWORK)."""
     s = settings.load()
-    network_id = ensure(s, Cloud(s))
+    network_id = ensure(s, _cloud.Cloud(s))
     print(network_id)

@@ -16,9 +16,14 @@ from pathlib import Path
 
 from invoke import task
 
-from . import kinds, lazy, lock, names, progress, release, settings
-from .cloud import Cloud
+from . import lazy, lock, names, progress
 from .errors import CloudError
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+_cloud = lazy.module("tasks.cloud")
+kinds = lazy.module("tasks.kinds")
+release = lazy.module("tasks.release")
+settings = lazy.module("tasks.settings")
 
 cloudfiles = lazy.module("tasks.cloudfiles")
 
@@ -63,7 +68,7 @@ def publish(s, cloud=None):
     path = release.find_tarball(s)
     size = path.stat().st_size
     cache = release.DigestCache(s.KUBE_DOWNLOAD_DIR)
-    cloud = cloud or Cloud(s)
+    cloud = cloud or _cloud.Cloud(s)
     container, name = names.container(s), names.release_object(s)
     segment_size = s.UPLOAD_SEGMENT_MB << 20
 
