@@ -16,10 +16,13 @@ from pathlib import Path
 
 from invoke import task
 
-from . import lazy, progress, settings
-from . import release as rel
+from . import lazy, progress
 from .errors import UserError
 from .names import RELEASE_TARBALL
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+rel = lazy.module("tasks.release")
+settings = lazy.module("tasks.settings")
 
 requests = lazy.module("requests")
 

@@ -4,7 +4,12 @@ settings) and where each of those came from."""
 
 from invoke import task
 
-from . import credentials, settings
+from . import lazy
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+credentials = lazy.module("tasks.credentials")
+settings = lazy.module("tasks.settings")
+
 
 
 @task

@@ -11,10 +11,16 @@ import time
 
 from invoke import task
 
-from . import kinds, kubeconfig, lazy, lock, names, progress, servers, settings
-from .cloud import Cloud
-from .cloudnetworks import InUse
+from . import lazy, lock, names, progress
 from .errors import CloudError, UserError
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+_cloud = lazy.module("tasks.cloud")
+cloudnetworks = lazy.module("tasks.cloudnetworks")
+kinds = lazy.module("tasks.kinds")
+kubeconfig = lazy.module("tasks.kubeconfig")
+servers = lazy.module("tasks.servers")
+settings = lazy.module("tasks.settings")
 
 cloudfiles = lazy.module("tasks.cloudfiles")
 cloudservers = lazy.module("tasks.cloudservers")
@@ -75,7 +81,7 @@ def remove_network(s, api, network, our_server_ids, server_exists, timeout=NETWO
                 if api.delete_network(network["id"]):
                     removed.append(f"Cloud Network {label} ({network['id']})")
                 return removed
-            except InUse as exc:
+            except cloudnetworks.InUse as exc:
                 if time.monotonic() >= deadline:
                     raise
                 wait.update(f"still in use ({exc.reason[:80]})")
@@ -118,7 +124,7 @@ def confirm(question, yes):
 def down(c, yes=False):
     """Delete the cluster: servers, ports, subnet, network, keypair, uploaded release."""
     s = settings.load()
-    cloud = Cloud(s)
+    cloud = _cloud.Cloud(s)
     nova = cloudservers.for_cloud(cloud)
     found, networks, keypair, stored = inventory(s, cloud)
     what = describe(s, found, networks, keypair, stored)

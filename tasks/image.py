@@ -18,8 +18,14 @@ from pathlib import Path
 
 from invoke import task
 
-from . import flatcar, lazy, openpgp, progress, release, settings
+from . import lazy, progress
 from .errors import CloudError, UserError
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+flatcar = lazy.module("tasks.flatcar")
+openpgp = lazy.module("tasks.openpgp")
+release = lazy.module("tasks.release")
+settings = lazy.module("tasks.settings")
 
 requests = lazy.module("requests")
 

@@ -3,8 +3,12 @@ registered with Nova as INSTANCE_PREFIX-SSH_KEY_NAME (tasks/keypairs.py)."""
 
 from invoke import task
 
-from . import keypairs, lock, settings
-from .cloud import Cloud
+from . import lazy, lock
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+_cloud = lazy.module("tasks.cloud")
+keypairs = lazy.module("tasks.keypairs")
+settings = lazy.module("tasks.settings")
 
 
 @task
@@ -12,4 +16,4 @@ from .cloud import Cloud
 def keypair(c):
     """Generate ~/.ssh/SSH_KEY_NAME if missing; register it with Nova."""
     s = settings.load()
-    print(keypairs.ensure(s, Cloud(s)))
+    print(keypairs.ensure(s, _cloud.Cloud(s)))

@@ -11,14 +11,16 @@ verification is refused.
 
 import copy
 import os
-import tempfile
 from pathlib import Path
 
 from invoke import task
 
 from . import lazy, lock, names
 from .errors import UserError
-from .layout import API_PORT
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+layout = lazy.module("tasks.layout")
+tempfile = lazy.module("tempfile")
 
 yaml = lazy.module("yaml")
 
@@ -26,7 +28,7 @@ SECTIONS = ("clusters", "users", "contexts")
 
 
 def server_url(address):
-    return f"https://{address}:{API_PORT}"
+    return f"https://{address}:{layout.API_PORT}"
 
 
 def state_path(s):

@@ -12,9 +12,17 @@ import time
 
 from invoke import task
 
-from . import bootdata, kinds, lock, nodes, progress, servers, settings, tokens
-from .cloud import Cloud
+from . import lazy, lock, progress
 from .errors import CloudError
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+_cloud = lazy.module("tasks.cloud")
+bootdata = lazy.module("tasks.bootdata")
+kinds = lazy.module("tasks.kinds")
+nodes = lazy.module("tasks.nodes")
+servers = lazy.module("tasks.servers")
+settings = lazy.module("tasks.settings")
+tokens = lazy.module("tasks.tokens")
 
 
 def ensure(s, cloud, release, target):
@@ -94,7 +102,7 @@ def wait_for_address(s, nova, name):
 def master(c):
     """Boot the master (or reuse it) and print its name and Cloud Network address."""
     s = settings.load()
-    cloud = Cloud(s)
+    cloud = _cloud.Cloud(s)
     target = kinds.prepare(s, cloud)
     srv = ensure(s, cloud, bootdata.lazy_release(s, cloud), target)
     print(f"{srv.name}\t{srv.status}\t{srv.public_ip or ''}\t{cluster_ip(s, srv)}")

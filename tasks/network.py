@@ -8,8 +8,12 @@ security group."""
 
 from invoke import task
 
-from . import kinds, lock, settings
-from .cloud import Cloud
+from . import lazy, lock
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+_cloud = lazy.module("tasks.cloud")
+kinds = lazy.module("tasks.kinds")
+settings = lazy.module("tasks.settings")
 
 
 @task
@@ -17,5 +21,5 @@ from .cloud import Cloud
 def network(c):
     """Find or create the cluster's network (on OpenStack with its router and security group)."""
     s = settings.load()
-    cloud = Cloud(s)
+    cloud = _cloud.Cloud(s)
     print(kinds.of(cloud).prepare_network(s, cloud).network_id)

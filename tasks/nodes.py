@@ -9,14 +9,21 @@ cluster however many servers there are.
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from invoke import task
 
-from . import bootdata, kinds, lock, names, progress, servers, settings, tokens
-from .cloud import Cloud
+from . import lazy, lock, names, progress
 from .errors import CloudError, UserError
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+futures = lazy.module("concurrent.futures")
+_cloud = lazy.module("tasks.cloud")
+bootdata = lazy.module("tasks.bootdata")
+kinds = lazy.module("tasks.kinds")
+servers = lazy.module("tasks.servers")
+settings = lazy.module("tasks.settings")
+tokens = lazy.module("tasks.tokens")
 
 
 def create_request(s, nova, target, want, user_data, attach):
@@ -99,7 +106,7 @@ def ensure(s, cloud, release, target, master_ip, pruning=False):
             booting.names.append(request.name)
         progress.info(f"created {request.name} ({server_id})")
 
-    with ThreadPoolExecutor(max_workers=s.CREATE_CONCURRENCY, thread_name_prefix="create") as pool:
+    with futures.ThreadPoolExecutor(max_workers=s.CREATE_CONCURRENCY, thread_name_prefix="create") as pool:
         list(pool.map(create, plan.create))
     order = {want.name: want.index for want in servers.wanted(s, "node")}
     booting.names.sort(key=order.get)
@@ -235,7 +242,7 @@ def prune_surplus(s, cloud, master):
 def nodes(c, num_nodes=None, prune=False):
     """Boot the missing nodes and wait until master and nodes are ACTIVE; --prune removes extra ones."""
     s = settings.load(flags={"NUM_NODES": num_nodes})
-    cloud = Cloud(s)
+    cloud = _cloud.Cloud(s)
     target = kinds.prepare(s, cloud)
     master = find_master(s, cloud)
     booting = ensure(s, cloud, bootdata.lazy_release(s, cloud), target, master.cluster_ip, pruning=prune)

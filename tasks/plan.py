@@ -7,8 +7,17 @@ import os
 
 from invoke import task
 
-from . import bootdata, kinds, kubeadmcheck, lazy, names, release, servers, settings, upload
-from .cloud import Cloud
+from . import lazy, names
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+_cloud = lazy.module("tasks.cloud")
+bootdata = lazy.module("tasks.bootdata")
+kinds = lazy.module("tasks.kinds")
+kubeadmcheck = lazy.module("tasks.kubeadmcheck")
+release = lazy.module("tasks.release")
+servers = lazy.module("tasks.servers")
+settings = lazy.module("tasks.settings")
+upload = lazy.module("tasks.upload")
 
 cloudservers = lazy.module("tasks.cloudservers")
 userdata = lazy.module("tasks.userdata")
@@ -142,7 +151,7 @@ def network_plan_lines(s, rows, actions):
 def plan(c):
     """Show what `inv up` would create, reuse or replace; write the user data to the state dir."""
     s = settings.load()
-    cloud = Cloud(s)
+    cloud = _cloud.Cloud(s)
     kind = kinds.of(cloud)
     nova = cloudservers.CloudServers(cloud)
     rows, actions = kind.network_rows(s, cloud)

@@ -2,15 +2,18 @@
 
 import os
 import shlex
-import shutil
 import sys
 
 from invoke import task
 from invoke.exceptions import Exit
 
-from . import lazy, names, settings
-from .cloud import Cloud
+from . import lazy, names
 from .errors import UserError
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+shutil = lazy.module("shutil")
+_cloud = lazy.module("tasks.cloud")
+settings = lazy.module("tasks.settings")
 
 remote = lazy.module("tasks.remote")
 
@@ -88,7 +91,7 @@ def ssh_argv(s, address, command=None, gateway="", binary=None):
 def ssh(c, node=None, command=None):
     """Open a shell on the master (or --node N), or run --command there."""
     s = settings.load()
-    found = remote.find_cluster(s, Cloud(s))
+    found = remote.find_cluster(s, _cloud.Cloud(s))
     server = pick(s, found, node)
     key = names.private_key_path(s)
     if not key.is_file():

@@ -8,8 +8,14 @@ import datetime
 
 from invoke import task
 
-from . import kinds, kubeconfig, lazy, names, settings, upload
-from .cloud import Cloud
+from . import lazy, names
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+_cloud = lazy.module("tasks.cloud")
+kinds = lazy.module("tasks.kinds")
+kubeconfig = lazy.module("tasks.kubeconfig")
+settings = lazy.module("tasks.settings")
+upload = lazy.module("tasks.upload")
 
 cloudfiles = lazy.module("tasks.cloudfiles")
 remote = lazy.module("tasks.remote")
@@ -69,7 +75,7 @@ def network_lines(rows):
 def status(c):
     """Show the cluster's servers, network and uploaded release."""
     s = settings.load()
-    cloud = Cloud(s)
+    cloud = _cloud.Cloud(s)
     found = remote.find_cluster(s, cloud)
     if found:
         remote.print_table(SERVER_HEADER, server_rows(s, found), title=f"cluster {s.INSTANCE_PREFIX}")

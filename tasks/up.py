@@ -10,11 +10,21 @@ import time
 
 from invoke import task
 
-from . import kubeconfig as kubeconfigs
-from . import master as master_stage
-from . import bootdata, kinds, kubeadmcheck, lazy, lock, names, nodes, progress, release, servers, settings, upload
-from .cloud import Cloud
+from . import lazy, lock, names, progress
 from .errors import UserError
+
+# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+_cloud = lazy.module("tasks.cloud")
+bootdata = lazy.module("tasks.bootdata")
+kinds = lazy.module("tasks.kinds")
+kubeadmcheck = lazy.module("tasks.kubeadmcheck")
+kubeconfigs = lazy.module("tasks.kubeconfig")
+master_stage = lazy.module("tasks.master")
+nodes = lazy.module("tasks.nodes")
+release = lazy.module("tasks.release")
+servers = lazy.module("tasks.servers")
+settings = lazy.module("tasks.settings")
+upload = lazy.module("tasks.upload")
 
 cloudservers = lazy.module("tasks.cloudservers")
 remote = lazy.module("tasks.remote")
@@ -74,7 +84,7 @@ def up(c, no_checks=False, kubeconfig=None):
     """Bring the cluster up: network, keypair, upload, master, nodes, checks, kubeconfig."""
     start = time.monotonic()
     s = settings.load()
-    cloud = Cloud(s)
+    cloud = _cloud.Cloud(s)
     tarball = preflight(s, cloud)
     target = kinds.prepare(s, cloud)
     # Without a tarball the stages have nothing to create; should a server
