@@ -64,7 +64,7 @@ def planned_release(s, cloud):
     cache = release.DigestCache(s.KUBE_DOWNLOAD_DIR)
     digests = release.file_digests(path, cache, md5=False)
     url = f"{cloud.endpoint('object-store')}/{names.container(s)}/{names.release_object(s)}"
-    version = upload.version_of(s, path, cache)
+    version = release.version_of(s, path, cache)
     found = upload.Release(url=url, sha256=digests["sha256"], size=digests["size"], expires_at=0,
                            container=names.container(s), object_name=names.release_object(s), version=version)
     return found, f"{path}, not uploaded yet (the URL gets its signature at upload)"

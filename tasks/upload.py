@@ -115,7 +115,7 @@ def publish(s, cloud=None):
         cancel.set()   # the hashing thread stops too
         raise
 
-    version = version_of(s, path, cache)
+    version = release.version_of(s, path, cache)
     key = cloudfiles.ensure_temp_url_key(conn)
     # Legacy: ServiceNet when CLOUDFILES_SERVICENET; OpenStack has none.
     server_url = kinds.of(cloud).release_endpoint(s, cloud, storage_url)
@@ -201,10 +201,6 @@ def _hash_beside(path, cache, digests, cancel, md5=False):
             box["result"] = box["digests"]
         return box["result"]
     return get
-
-
-# The version in a tarball, cached like its digests (release.version_of).
-version_of = release.version_of
 
 
 # --- the record `inv status` reads ------------------------------------------------
