@@ -1,19 +1,27 @@
 """Upload benchmark against the test cloud's real Swift on loopback.
 
-    python benchmarks/bench_upload.py [--size-mib 512]
+    python benchmarks/bench_upload.py [--size-mib 512] [--rounds 3] [--profile DIR]
 
-Uploads one random file (a stand-in for the server tarball) three ways in
-one run: `inv upload` (fresh: nothing cached, nothing stored), the `swift
-upload` command of python-swiftclient, and a plain `curl -T` PUT; then a
-second `inv upload` of the unchanged file. Prints each time and the ratios.
-Goals: `inv upload` within 1.1x curl, ahead of `swift upload`, and the
-unchanged re-upload under 1 s. Asserts nothing: figures depend on the
-machine. Runs inside a loopback-only network namespace (needs root).
+Uploads one random file (a stand-in for the server tarball) three ways,
+interleaved over --rounds rounds (inv, swift, curl, inv, swift, curl...: the
+machine may be shared, and load that comes and goes weighs on all alike):
+`inv upload` (fresh: nothing cached, nothing stored), the `swift upload`
+command of python-swiftclient (plain, and segmented like ours: 100 MiB
+segments, 4 threads) and a plain `curl -T` PUT; then an `inv upload` of the
+unchanged file. Each one's work time is its wall time minus its start-up
+(the median of `inv --list`, `swift --help`, `curl --version`, timed in the
+same rounds). Prints the medians side by side, the ratios to curl and the
+load average. Goals: `inv upload`'s work within 1.1x curl's, ahead of
+`swift upload`, the unchanged re-upload under 1 s. --profile DIR records
+a fresh `inv upload` of its own with py-spy (pip install py-spy) into
+DIR/inv-upload.svg (flame graph) and .txt (collapsed stacks). Asserts nothing: figures depend on the machine. Runs
+inside a loopback-only network namespace (needs root).
 """
 
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,9 +46,15 @@ def timed(argv, env, cwd=REPO):
     return elapsed
 
 
+def loadavg():
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", help="record the first fresh inv upload with py-spy into this directory")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
 
@@ -63,11 +77,6 @@ def main():
                    KUBE_STATE_DIR=str(work / "state"))
         inv = [sys.executable, "-m", "invoke"]
 
-        # The page cache holds the file for every contender alike.
-        subprocess.run(["cat", str(blob)], stdout=subprocess.DEVNULL, check=True)
-        t_inv = timed(inv + ["upload"], env)
-        t_again = timed(inv + ["upload"], env)
-
         token = cloud.token()
         storage = cloud.storage_url
         container = "bench-others"
@@ -76,23 +85,59 @@ def main():
         auth_file.chmod(0o600)
         subprocess.run(["curl", "-sf", "-X", "PUT", "-H", f"@{auth_file}", f"{storage}/{container}"], check=True)
         swift_env = dict(env, OS_AUTH_TOKEN=token, OS_STORAGE_URL=storage)
-        swift_cmd = [str(bindir / "swift"), "upload", "--object-name", "swift-plain", container, str(blob)]
-        t_swift = timed(swift_cmd, swift_env)
-        t_swift_seg = timed([str(bindir / "swift"), "upload", "--object-name", "swift-segmented",
-                             "--segment-size", "100M", "--segment-threads", "4", container, str(blob)], swift_env)
-        t_curl = timed(["curl", "-sf", "-o", "/dev/null", "-H", f"@{auth_file}", "-T", str(blob),
-                        f"{storage}/{container}/curl"], env)
+        swift = str(bindir / "swift")
+
+        # The page cache holds the file for every contender alike.
+        subprocess.run(["cat", str(blob)], stdout=subprocess.DEVNULL, check=True)
+        times = {name: [] for name in ("inv upload (fresh)", "swift upload", "swift upload -S 100M, 4 threads",
+                                       "curl -T", "inv upload (unchanged)")}
+        startup = {name: [] for name in ("inv", "swift", "curl")}
+        if args.profile:   # a run of its own: the profiler slows what it records
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            for fmt, ext in (("flamegraph", "svg"), ("raw", "txt")):
+                out = str(Path(args.profile) / f"inv-upload.{ext}")
+                shutil.rmtree(work / "cache", ignore_errors=True)
+                timed([str(bindir / "py-spy"), "record", "--threads", "--format", fmt, "-o", out, "--"]
+                      + inv + ["upload"], dict(env, INSTANCE_PREFIX=f"profile-{ext}"))
+                print(f"py-spy profile of a fresh inv upload: {out}")
+        load_before = loadavg()
+        for round_ in range(args.rounds):
+            # Fresh: another object name, and no cached digests.
+            inv_env = dict(env, INSTANCE_PREFIX=f"bench{round_}")
+            shutil.rmtree(work / "cache", ignore_errors=True)
+            startup["inv"].append(timed(inv + ["--list"], inv_env))
+            times["inv upload (fresh)"].append(timed(inv + ["upload"], inv_env))
+            times["inv upload (unchanged)"].append(timed(inv + ["upload"], inv_env))
+            startup["swift"].append(timed([swift, "--help"], swift_env))
+            times["swift upload"].append(timed(
+                [swift, "upload", "--object-name", f"swift-plain-{round_}", container, str(blob)], swift_env))
+            times["swift upload -S 100M, 4 threads"].append(timed(
+                [swift, "upload", "--object-name", f"swift-segmented-{round_}", "--segment-size", "100M",
+                 "--segment-threads", "4", container, str(blob)], swift_env))
+            startup["curl"].append(timed(["curl", "--version"], env))
+            times["curl -T"].append(timed(["curl", "-sf", "-o", "/dev/null", "-H", f"@{auth_file}", "-T", str(blob),
+                                           f"{storage}/{container}/curl-{round_}"], env))
+        load_after = loadavg()
+
+        def work_time(name):
+            tool = name.split()[0]
+            return statistics.median(t - s for t, s in zip(times[name], startup[tool]))
 
         mib = size / 2**20
-        print(f"upload of {mib:.0f} MiB to Swift on loopback ({os.cpu_count()} cores; "
-              f"test cloud started in {cloud.startup_seconds:.1f}s)")
-        rows = [("inv upload (fresh)", t_inv), ("swift upload", t_swift),
-                ("swift upload -S 100M, 4 threads", t_swift_seg), ("curl -T", t_curl)]
-        for name, t in rows:
-            print(f"  {name:<34} {t:7.2f} s  {mib / t:7.1f} MiB/s  {t / t_curl:5.2f}x curl")
-        print(f"  {'inv upload (unchanged)':<34} {t_again:7.2f} s")
-        print(f"inv/curl {t_inv / t_curl:.2f} (goal <= 1.10); inv/swift {t_inv / t_swift:.2f} (goal < 1); "
-              f"unchanged {t_again:.2f} s (goal < 1 s)")
+        curl_work = work_time("curl -T")
+        print(f"upload of {mib:.0f} MiB to Swift on loopback ({os.cpu_count()} cores; test cloud started in "
+              f"{cloud.startup_seconds:.1f}s); medians of {args.rounds} interleaved rounds; "
+              f"load average {load_before} before, {load_after} after")
+        print(f"  {'':<34} {'wall':>8} {'start-up':>9} {'work':>8} {'MiB/s':>8} {'work/curl':>10}")
+        for name in times:
+            tool = name.split()[0]
+            wall = statistics.median(times[name])
+            work_s = work_time(name)
+            print(f"  {name:<34} {wall:7.2f}s {statistics.median(startup[tool]):8.2f}s {work_s:7.2f}s "
+                  f"{mib / max(work_s, 1e-3):8.1f} {work_s / curl_work:9.2f}x")
+        fresh = work_time("inv upload (fresh)")
+        print(f"inv/curl {fresh / curl_work:.2f} (goal <= 1.10); inv/swift {fresh / work_time('swift upload'):.2f} "
+              f"(goal < 1); unchanged {statistics.median(times['inv upload (unchanged)']):.2f} s wall (goal < 1 s)")
     finally:
         cloud.stop()
         if args.keep:

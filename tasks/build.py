@@ -17,10 +17,12 @@ from pathlib import Path
 from invoke import task
 
 from .support import lazy, progress
-from .model import settings
-from .model import release as rel
 from .support.errors import UserError
 from .model.names import RELEASE_TARBALL
+
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+rel = lazy.module("tasks.model.release")
+settings = lazy.module("tasks.model.settings")
 
 requests = lazy.module("requests")
 

@@ -4,8 +4,12 @@ settings) and where each of those came from."""
 
 from invoke import task
 
-from .services import credentials
-from .model import settings
+from .support import lazy
+
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+credentials = lazy.module("tasks.services.credentials")
+settings = lazy.module("tasks.model.settings")
+
 
 
 @task

@@ -10,10 +10,14 @@ import sys
 
 from invoke import task
 
-from .model import settings
-from .services.session import Cloud
-from .steps import lock, teardown
+from .support import lazy
+from .steps import lock
 from .support.errors import UserError
+
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+_cloud = lazy.module("tasks.services.session")
+settings = lazy.module("tasks.model.settings")
+teardown = lazy.module("tasks.steps.teardown")
 
 
 def confirm(question, yes):
@@ -29,7 +33,7 @@ def confirm(question, yes):
 def down(c, yes=False):
     """Delete the cluster: servers, ports, subnet, network, keypair, uploaded release."""
     s = settings.load()
-    cloud = Cloud(s)
+    cloud = _cloud.Cloud(s)
     found, networks, keypair, stored = teardown.inventory(s, cloud)
     what = teardown.describe(s, found, networks, keypair, stored)
     if what and not confirm(f"delete cluster {s.INSTANCE_PREFIX}: {what}?", yes):

@@ -3,13 +3,17 @@ service (steps/image.py)."""
 
 from invoke import task
 
-from . import kinds
-from .model import flatcar, settings
-from .services import credentials
-from .services.images import Glance
-from .services.session import Cloud
-from .steps import image as images
+from .support import lazy
 from .support.errors import UserError
+
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+_cloud = lazy.module("tasks.services.session")
+_images = lazy.module("tasks.services.images")
+credentials = lazy.module("tasks.services.credentials")
+flatcar = lazy.module("tasks.model.flatcar")
+images = lazy.module("tasks.steps.image")
+kinds = lazy.module("tasks.kinds")
+settings = lazy.module("tasks.model.settings")
 
 
 @task(help={"channel": "Flatcar channel: stable (default: FLATCAR_CHANNEL), beta, alpha, lts",
@@ -23,8 +27,8 @@ def image(c, channel=None, version=None, list_=False, remove=None, via_url=False
     refused = kinds.named(credentials.load(s).kind).IMAGE_UPLOAD_REFUSED
     if refused:
         raise UserError(refused)
-    cloud = Cloud(s)
-    glance = Glance(cloud)
+    cloud = _cloud.Cloud(s)
+    glance = _images.Glance(cloud)
     if list_:
         for line in images.listing(s, cloud, glance):
             print(line)

@@ -3,9 +3,13 @@ registered with Nova as INSTANCE_PREFIX-SSH_KEY_NAME (tasks/steps/keypairs.py)."
 
 from invoke import task
 
-from .steps import keypairs, lock
-from .model import settings
-from .services.session import Cloud
+from .support import lazy
+from .steps import lock
+
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+_cloud = lazy.module("tasks.services.session")
+keypairs = lazy.module("tasks.steps.keypairs")
+settings = lazy.module("tasks.model.settings")
 
 
 @task
@@ -13,4 +17,4 @@ from .services.session import Cloud
 def keypair(c):
     """Generate ~/.ssh/SSH_KEY_NAME if missing; register it with Nova."""
     s = settings.load()
-    print(keypairs.ensure(s, Cloud(s)))
+    print(keypairs.ensure(s, _cloud.Cloud(s)))

@@ -3,10 +3,15 @@ its cluster address; the work is steps/master.py."""
 
 from invoke import task
 
-from .model import settings
-from .services.session import Cloud
-from .steps import boot, bootdata, lock
-from .steps import master as masters
+from .support import lazy
+from .steps import lock
+
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+_cloud = lazy.module("tasks.services.session")
+boot = lazy.module("tasks.steps.boot")
+bootdata = lazy.module("tasks.steps.bootdata")
+masters = lazy.module("tasks.steps.master")
+settings = lazy.module("tasks.model.settings")
 
 
 @task
@@ -14,7 +19,7 @@ from .steps import master as masters
 def master(c):
     """Boot the master (or reuse it) and print its name and Cloud Network address."""
     s = settings.load()
-    cloud = Cloud(s)
+    cloud = _cloud.Cloud(s)
     target = boot.prepare(s, cloud)
     srv = masters.ensure(s, cloud, bootdata.lazy_release(s, cloud), target)
     print(f"{srv.name}\t{srv.status}\t{srv.public_ip or ''}\t{masters.cluster_ip(s, srv)}")

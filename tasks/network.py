@@ -8,10 +8,13 @@ security group."""
 
 from invoke import task
 
-from . import kinds
+from .support import lazy
 from .steps import lock
-from .model import settings
-from .services.session import Cloud
+
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+_cloud = lazy.module("tasks.services.session")
+kinds = lazy.module("tasks.kinds")
+settings = lazy.module("tasks.model.settings")
 
 
 @task
@@ -19,5 +22,5 @@ from .services.session import Cloud
 def network(c):
     """Find or create the cluster's network (on OpenStack with its router and security group)."""
     s = settings.load()
-    cloud = Cloud(s)
+    cloud = _cloud.Cloud(s)
     print(kinds.of(cloud).prepare_network(s, cloud).network_id)

@@ -3,11 +3,16 @@ until the whole cluster is ACTIVE; the work is steps/nodes.py."""
 
 from invoke import task
 
-from . import kinds
-from .model import settings
-from .services.session import Cloud
-from .steps import boot, bootdata, lock
-from .steps import nodes as work
+from .support import lazy
+from .steps import lock
+
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+_cloud = lazy.module("tasks.services.session")
+boot = lazy.module("tasks.steps.boot")
+bootdata = lazy.module("tasks.steps.bootdata")
+kinds = lazy.module("tasks.kinds")
+settings = lazy.module("tasks.model.settings")
+work = lazy.module("tasks.steps.nodes")
 
 
 @task(help={"num_nodes": "number of nodes (NUM_NODES); raise it and re-run to add nodes",
@@ -16,7 +21,7 @@ from .steps import nodes as work
 def nodes(c, num_nodes=None, prune=False):
     """Boot the missing nodes and wait until master and nodes are ACTIVE; --prune removes extra ones."""
     s = settings.load(flags={"NUM_NODES": num_nodes})
-    cloud = Cloud(s)
+    cloud = _cloud.Cloud(s)
     target = boot.prepare(s, cloud)
     master = work.find_master(s, cloud)
     booting = work.ensure(s, cloud, bootdata.lazy_release(s, cloud), target, master.cluster_ip, pruning=prune)

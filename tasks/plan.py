@@ -7,11 +7,17 @@ import os
 
 from invoke import task
 
-from . import kinds
-from .steps import bootdata, kubeadmcheck
 from .support import lazy
-from .model import names, release, servers, settings
-from .services.session import Cloud
+from .model import names
+
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+_cloud = lazy.module("tasks.services.session")
+bootdata = lazy.module("tasks.steps.bootdata")
+kinds = lazy.module("tasks.kinds")
+kubeadmcheck = lazy.module("tasks.steps.kubeadmcheck")
+release = lazy.module("tasks.model.release")
+servers = lazy.module("tasks.model.servers")
+settings = lazy.module("tasks.model.settings")
 
 cloudservers = lazy.module("tasks.services.compute")
 userdata = lazy.module("tasks.model.userdata")
@@ -146,7 +152,7 @@ def network_plan_lines(s, rows, actions):
 def plan(c):
     """Show what `inv up` would create, reuse or replace; write the user data to the state dir."""
     s = settings.load()
-    cloud = Cloud(s)
+    cloud = _cloud.Cloud(s)
     kind = kinds.of(cloud)
     nova = cloudservers.CloudServers(cloud)
     rows, actions = kind.network_rows(s, cloud)

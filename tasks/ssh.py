@@ -2,17 +2,21 @@
 
 import os
 import shlex
-import shutil
 import sys
 
 from invoke import task
 from invoke.exceptions import Exit
 
 from .support import lazy
-from .model import names, servers, settings
-from .steps import cluster
-from .services.session import Cloud
+from .model import names
 from .support.errors import UserError
+
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+shutil = lazy.module("shutil")
+_cloud = lazy.module("tasks.services.session")
+cluster = lazy.module("tasks.steps.cluster")
+servers = lazy.module("tasks.model.servers")
+settings = lazy.module("tasks.model.settings")
 
 remote = lazy.module("tasks.services.ssh")
 
@@ -90,7 +94,7 @@ def ssh_argv(s, address, command=None, gateway="", binary=None):
 def ssh(c, node=None, command=None):
     """Open a shell on the master (or --node N), or run --command there."""
     s = settings.load()
-    found = cluster.find_cluster(s, Cloud(s))
+    found = cluster.find_cluster(s, _cloud.Cloud(s))
     server = pick(s, found, node)
     key = names.private_key_path(s)
     if not key.is_file():

@@ -8,12 +8,17 @@ import datetime
 
 from invoke import task
 
-from . import kinds
-from .model import names, release, servers, settings
-from .steps import cluster
-from .steps import kubeconfig
+from .model import names
 from .support import lazy
-from .services.session import Cloud
+
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+_cloud = lazy.module("tasks.services.session")
+cluster = lazy.module("tasks.steps.cluster")
+kinds = lazy.module("tasks.kinds")
+kubeconfig = lazy.module("tasks.steps.kubeconfig")
+release = lazy.module("tasks.model.release")
+servers = lazy.module("tasks.model.servers")
+settings = lazy.module("tasks.model.settings")
 
 cloudfiles = lazy.module("tasks.services.objects")
 remote = lazy.module("tasks.services.ssh")
@@ -73,7 +78,7 @@ def network_lines(rows):
 def status(c):
     """Show the cluster's servers, network and uploaded release."""
     s = settings.load()
-    cloud = Cloud(s)
+    cloud = _cloud.Cloud(s)
     found = cluster.find_cluster(s, cloud)
     if found:
         remote.print_table(SERVER_HEADER, server_rows(s, found), title=f"cluster {s.INSTANCE_PREFIX}")

@@ -10,14 +10,24 @@ import time
 
 from invoke import task
 
-from . import kinds
-from .model import names, release, servers, settings
-from .services.session import Cloud
-from .steps import boot, bootdata, kubeadmcheck, lock, nodes, publish
-from .steps import kubeconfig as kubeconfigs
-from .steps import master as master_stage
+from .model import names
+from .steps import lock
 from .support import lazy, progress
 from .support.errors import UserError
+
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+_cloud = lazy.module("tasks.services.session")
+boot = lazy.module("tasks.steps.boot")
+bootdata = lazy.module("tasks.steps.bootdata")
+kinds = lazy.module("tasks.kinds")
+kubeadmcheck = lazy.module("tasks.steps.kubeadmcheck")
+kubeconfigs = lazy.module("tasks.steps.kubeconfig")
+master_stage = lazy.module("tasks.steps.master")
+nodes = lazy.module("tasks.steps.nodes")
+publish = lazy.module("tasks.steps.publish")
+release = lazy.module("tasks.model.release")
+servers = lazy.module("tasks.model.servers")
+settings = lazy.module("tasks.model.settings")
 
 cloudservers = lazy.module("tasks.services.compute")
 remote = lazy.module("tasks.services.ssh")
@@ -77,7 +87,7 @@ def up(c, no_checks=False, kubeconfig=None):
     """Bring the cluster up: network, keypair, upload, master, nodes, checks, kubeconfig."""
     start = time.monotonic()
     s = settings.load()
-    cloud = Cloud(s)
+    cloud = _cloud.Cloud(s)
     tarball = preflight(s, cloud)
     target = boot.prepare(s, cloud)
     # Without a tarball the stages have nothing to create; should a server

@@ -5,8 +5,12 @@ import time
 
 from invoke import task
 
-from .model import settings
-from .steps import lock, publish
+from .support import lazy
+from .steps import lock
+
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+publish = lazy.module("tasks.steps.publish")
+settings = lazy.module("tasks.model.settings")
 
 
 @task

@@ -30,6 +30,30 @@ def test_import_tasks_loads_no_client_library():
     assert imported_after("import tasks") == []
 
 
+# What `import tasks` may load besides invoke's own modules: the task
+# modules and the few small ones their decorators need. Everything else
+# (settings, cloud, release, servers... and the stdlib modules they pull in,
+# tarfile, hashlib, ipaddress, tempfile) loads when a task runs.
+TASK_IMPORTS = {"tasks", "tasks.build", "tasks.config", "tasks.down", "tasks.image", "tasks.keypair",
+                "tasks.kubeconfig", "tasks.master", "tasks.network", "tasks.nodes", "tasks.plan", "tasks.ssh",
+                "tasks.status", "tasks.up", "tasks.upload", "tasks.support", "tasks.support.errors",
+                "tasks.support.lazy", "tasks.support.progress", "tasks.steps", "tasks.steps.lock", "tasks.model",
+                "tasks.model.names"}
+
+
+def modules_after(code):
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, check=True,
+                         capture_output=True, text=True).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def test_import_tasks_loads_only_the_task_modules_beyond_invoke():
+    invoke_alone = modules_after("import invoke.program")
+    extra = modules_after("import invoke.program, tasks") - invoke_alone
+    assert sorted(extra - TASK_IMPORTS) == []
+
+
 def test_the_lists_of_tasks_and_their_help_load_no_client_library():
     code = ("import sys\nfrom invoke import Program, Collection\nimport tasks\n"
             "sys.argv = ['inv', '--list']\n"

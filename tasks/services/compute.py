@@ -98,19 +98,23 @@ class CloudServers:
         self.nova = nova_client.Client("2", **common)
         self._pacers = None
         self._pacers_lock = threading.Lock()
-        cloud.session.pace("POST", self.endpoint, self._pace)
+        cloud.session.pace("POST", self.endpoint, self)
         self._images = None
         self._flavors = None
 
-    # -- rate limits -----------------------------------------------------------
-    def _pace(self):
-        """Before every compute POST: wait for our turn under the account's
-        POST limits (read from /limits once, at the first POST)."""
+    # -- rate limits (the session calls these around every compute POST) -----
+    def acquire(self):
+        """Wait for our turn under the account's POST limits (read from
+        /limits once, at the first POST)."""
         with self._pacers_lock:
             if self._pacers is None:
                 self._pacers = self._make_pacers()
         for pacer in self._pacers:
-            pacer()
+            pacer.acquire()
+
+    def release(self, status=None, headers=None):
+        for pacer in self._pacers:
+            pacer.release(status, headers)
 
     def _make_pacers(self):
         s = self.cloud.settings

@@ -102,17 +102,19 @@ def _session_class():
             self.pacers = {}   # (method, URL prefix) -> Pacer, see pace()
 
         def pace(self, method, prefix, pacer):
-            """Send every `method` request under `prefix` through `pacer`,
+            """Send every `method` request under `prefix` through `pacer`
+            (acquire() before, release(status, headers) after; see Pacer),
             retries included."""
             self.pacers[(method.upper(), prefix.rstrip("/"))] = pacer
 
-        def _pace(self, method, url, endpoint_override):
+        def _pacer(self, method, url, endpoint_override):
             if not self.pacers:
-                return
+                return None
             full = url if "://" in url else f"{(endpoint_override or '').rstrip('/')}/{url.lstrip('/')}"
             for (verb, prefix), pacer in self.pacers.items():
                 if verb == method.upper() and (full == prefix or full.startswith(prefix + "/")):
-                    pacer()
+                    return pacer
+            return None
 
         def request(self, url, method, **kwargs):
             for key in ("connect_retries", "status_code_retries"):
@@ -132,17 +134,25 @@ def _session_class():
                 # sleep may not take time).
                 return max(time.monotonic() - start, slept) + delay
 
+            pacer = self._pacer(method, url, kwargs.get("endpoint_override"))
             while True:
-                self._pace(method, url, kwargs.get("endpoint_override"))
+                if pacer is not None:
+                    pacer.acquire()
                 try:
                     resp = super().request(url, method, raise_exc=False, **kwargs)
-                except ks_exc.ConnectionError as exc:
+                except BaseException as exc:
+                    if pacer is not None:
+                        pacer.release()
+                    if not isinstance(exc, ks_exc.ConnectionError):
+                        raise
                     if not retriable(method, authenticated, error=exc):
                         raise
                     delay = retry_delay(attempt)
                     if attempt + 1 >= attempts or spent(delay) > RETRY_BUDGET:
                         raise
                 else:
+                    if pacer is not None:
+                        pacer.release(resp.status_code, resp.headers)
                     if not (retriable(method, authenticated, status=resp.status_code)
                             and attempt + 1 < attempts):
                         if raise_exc and resp.status_code >= 400:
@@ -160,45 +170,99 @@ def _session_class():
     return RetryingSession
 
 
+# A window of our own is this much longer than the service's: its clock may
+# count in whole seconds or run a little apart from ours.
+WINDOW_MARGIN = 0.01
+
+
+def next_send(now, in_flight, done, budget, window, last=None, spacing=0.0, hold=0.0):
+    """Pure: the earliest time >= `now` at which one more request may be
+    sent so that no window of `window` seconds ever holds more than `budget`
+    of ours at the service, whatever its limiter (sliding or fixed window,
+    leaky bucket); None while `in_flight` requests alone fill the budget
+    (wait for one to finish).
+
+    The service counts a request at some moment between its sending and its
+    answer, so an earlier request is counted while in flight and until
+    `window` after its answer (`done`: answer times). A set that a service
+    could see in one window then has its last-sent member reserved with all
+    the others counted. `last`/`spacing`: no closer to the previous send
+    than `spacing` (after a refusal: no bursts); `hold`: not before it
+    (Retry-After)."""
+    room = budget - 1 - in_flight
+    if room < 0:
+        return None
+    recent = sorted((d for d in done if d > now - window), reverse=True)
+    t = now
+    if len(recent) > room:
+        t = max(t, recent[room] + window)
+    if last is not None:
+        t = max(t, last + spacing)
+    return max(t, hold)
+
+
 class Pacer:
-    """Keeps requests under a rate limit of `value` per `seconds`, shared by
-    every thread: a leaky bucket like Nova's own limiter, but using only
-    half its burst, so other clients of the account and the requests' jitter
-    on the way still leave room. `used`: requests the service already counts
-    (from its "remaining"). Calls `report(line)` at most every `every`
-    seconds while pacing is what requests wait for."""
+    """Keeps our requests under a rate limit of `value` per `seconds`, shared
+    by every thread, whatever model the service enforces it by: no window
+    of `seconds` ever holds more than value - `used` of ours (`used`: what
+    the service already counts for the account, from its "remaining"), so
+    the first burst is at most what remains and other clients of the
+    account keep what they used. See next_send.
+
+    acquire() before each request (retries too), release(status, headers)
+    after its answer or failure. After a 413/429 the run stops bursting:
+    the rest is spread evenly (one request per seconds / budget), and
+    nothing is sent before its Retry-After. Calls `report(line)` at most
+    every `every` seconds while pacing is what requests wait for."""
 
     def __init__(self, value, seconds, source, used=0, report=None, every=10.0,
-                 clock=time.monotonic, sleep=time.sleep):
-        self.interval = seconds / value
-        self.burst = max(1.0, value / 2)
+                 clock=time.monotonic, wait=None):
+        self.budget = max(1, value - max(0, used))
+        self.window = seconds * (1 + WINDOW_MARGIN)
         self.describe = f"{value} POSTs per {_per(seconds)} ({source})"
-        self._clock, self._sleep = clock, sleep
-        self._lock = threading.Lock()
-        # Theoretical arrival time of the next request (GCRA).
-        self._tat = clock() + max(0, used) * self.interval
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._wait = wait or (lambda cond, timeout: cond.wait(timeout))
+        self._in_flight = 0
+        self._done = []          # answer times within the last window
+        self._last = None
+        self._spacing = 0.0      # seconds between sends once refused
+        self._hold = 0.0
         self._report, self._every, self._reported = report, every, None
         self.sent = 0
+        self.refused = 0
 
-    def delay(self):
-        """Reserve the next slot; returns the seconds to wait for it."""
-        with self._lock:
-            now = self._clock()
-            tat = max(self._tat, now)
-            wait = max(0.0, tat - (self.burst - 1) * self.interval - now)
-            self._tat = tat + self.interval
+    def acquire(self):
+        """Wait for our turn, then count the request as in flight."""
+        with self._cond:
+            while True:
+                now = self._clock()
+                self._done = [d for d in self._done if d > now - self.window]
+                at = next_send(now, self._in_flight, self._done, self.budget, self.window,
+                               self._last, self._spacing, self._hold)
+                if at is not None and at <= now:
+                    break
+                if at is not None and self._report is not None and (
+                        self._reported is None or now - self._reported >= self._every):
+                    self._reported = now
+                    self._report(f"pacing: waiting {at - now:.1f}s for the compute rate limit, {self.describe}; "
+                                 f"{self.sent} POSTs so far")
+                self._wait(self._cond, None if at is None else at - now)
+            self._in_flight += 1
+            self._last = now
             self.sent += 1
-            if wait > 0 and self._report is not None and (
-                    self._reported is None or now - self._reported >= self._every):
-                self._reported = now
-                self._report(f"pacing: waiting {wait:.1f}s for the compute rate limit, {self.describe}; "
-                             f"{self.sent} POSTs so far")
-            return wait
 
-    def __call__(self):
-        wait = self.delay()
-        if wait > 0:
-            self._sleep(wait)
+    def release(self, status=None, headers=None):
+        """The request got its answer (`status`; None: it failed on the way)."""
+        with self._cond:
+            now = self._clock()
+            self._in_flight -= 1
+            self._done.append(now)
+            if status in (413, 429):
+                self.refused += 1
+                self._spacing = self.window / self.budget
+                self._hold = max(self._hold, now + retry_delay(0, headers, rng=lambda: 1.0))
+            self._cond.notify_all()
 
 
 def _per(seconds):

@@ -32,38 +32,52 @@ def publish(s, cloud=None):
     path = release.find_tarball(s)
     size = path.stat().st_size
     cache = release.DigestCache(s.KUBE_DOWNLOAD_DIR)
-    cloud = cloud or Cloud(s)
     container, name = names.container(s), names.release_object(s)
     segment_size = s.UPLOAD_SEGMENT_MB << 20
 
-    conn = cloudfiles.connect(cloud)
-    storage_url = cloud.endpoint("object-store")
-    try:
-        # Its own connection: swiftclient keeps the /info URL's connection
-        # for the requests that follow, which would then miss the account.
-        digest = cloudfiles.temp_url_digest(cloudfiles.connect(cloud), storage_url)
-    except cloudfiles.NoTempURL as exc:
-        # No temp URLs (an OpenStack Swift without the middleware): the
-        # servers can fetch only what the release site serves.
-        return from_release_site(s, path, cache, delivery(False, release.version_from_path(s, path), exc.reason))
-    cloudfiles.ensure_container(conn, container)
-    remote = cloudfiles.head_object(conn, container, name)
     # A plain PUT sends the MD5 for Swift to check; an SLO needs only the
     # sha256, which can be computed while the segments go up.
     plain = size <= segment_size
     cached = cache.get(path)
     digests = cached if cached and cached.get("sha256") and (cached.get("md5") or not plain) else None
-    same_size = remote is not None and int(remote.get("content-length", -1)) == size
-    if digests is None and (same_size or plain):
-        # Needed up front to compare with what is stored (or for a plain PUT);
-        # a stored object of another size is replaced without hashing first.
-        digests = release.file_digests(path, cache, md5=plain)
-    action = plan(remote, size, digests, segment_size)
+    cancel = threading.Event()
+    # Digests that are not cached are needed whatever the storage holds (to
+    # compare with it, or as the new object's metadata): hashing starts now,
+    # beside the client libraries' import, the token and the first requests,
+    # while the object store is still idle, and not only beside the segments,
+    # where it takes CPU from the upload (issue 22; README, benchmarks).
+    digests_of = _hash_beside(path, cache, digests, cancel, md5=plain)
+    try:
+        cloud = cloud or Cloud(s)
+        conn = cloudfiles.connect(cloud)
+        storage_url = cloud.endpoint("object-store")
+        try:
+            # Its own connection: swiftclient keeps the /info URL's connection
+            # for the requests that follow, which would then miss the account.
+            digest = cloudfiles.temp_url_digest(cloudfiles.connect(cloud), storage_url)
+        except cloudfiles.NoTempURL as exc:
+            # No temp URLs (an OpenStack Swift without the middleware): the
+            # servers can fetch only what the release site serves.
+            cancel.set()
+            return from_release_site(s, path, cache,
+                                     delivery(False, release.version_from_path(s, path), exc.reason))
+        cloudfiles.ensure_container(conn, container)
+        remote = cloudfiles.head_object(conn, container, name)
+        same_size = remote is not None and int(remote.get("content-length", -1)) == size
+        if digests is None and (same_size or plain):
+            # Needed up front to compare with what is stored (or for a plain
+            # PUT); a stored object of another size is replaced at once.
+            digests = digests_of()
+        action = plan(remote, size, digests, segment_size)
 
-    if action == "skip":
-        progress.info(f"{container}/{name} is up to date ({path})")
-    else:
-        digests = _upload(s, cloud, conn, path, size, cache, digests, action, container, name, segment_size)
+        if action == "skip":
+            progress.info(f"{container}/{name} is up to date ({path})")
+        else:
+            digests = _upload(s, cloud, conn, path, size, digests_of, action, container, name, segment_size,
+                              cancel)
+    except BaseException:
+        cancel.set()   # the hashing thread stops too
+        raise
 
     version = release.version_of(s, path, cache)
     key = cloudfiles.ensure_temp_url_key(conn)
@@ -103,16 +117,15 @@ def from_release_site(s, path, cache, how):
     return result
 
 
-def _upload(s, cloud, conn, path, size, cache, digests, action, container, name, segment_size):
-    cancel = threading.Event()
+def _upload(s, cloud, conn, path, size, digests_of, action, container, name, segment_size, cancel):
     start = time.monotonic()
     with progress.transfer(f"uploading {path.name} to {container}", size) as advance:
         if action == "put":
+            digests = digests_of()
             cloudfiles.put_file(conn, container, name, path, size, digests["md5"], digests["sha256"],
                                 advance, cancel)
             keep = []
         else:
-            digests_of = _hash_beside(path, cache, digests, cancel)
             keep = cloudfiles.put_segmented(cloud, container, name, path, size, segment_size,
                                             s.UPLOAD_CONCURRENCY, digests_of, advance, cancel)
             digests = digests_of()
@@ -124,17 +137,17 @@ def _upload(s, cloud, conn, path, size, cache, digests, action, container, name,
     return digests
 
 
-def _hash_beside(path, cache, digests, cancel):
+def _hash_beside(path, cache, digests, cancel, md5=False):
     """A function returning the file's digests; when they are not cached,
-    a thread computes them while the segments upload (hashlib releases the
-    GIL, so this costs little wall time)."""
+    a thread computes them meanwhile (hashlib releases the GIL, so this
+    costs little wall time)."""
     if digests is not None:
         return lambda: digests
     box = {}
 
     def run():
         try:
-            box["digests"] = release.hash_file(path, cancel, md5=False)
+            box["digests"] = release.hash_file(path, cancel, md5=md5)
         except BaseException as exc:  # reported to the caller in get()
             box["error"] = exc
 

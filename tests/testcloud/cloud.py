@@ -348,15 +348,17 @@ class TestCloud(Bed):
         return counts
 
     def set_compute_limits(self, page_size=None, post_limit=None,
-                           window=None):
+                           window=None, model=None):
         """Nova's paging (at most page_size servers or images a page; 5
         at start) and its POST rate limit (post_limit POSTs per window
-        seconds, 0 = none, the start): beyond it, 413 + Retry-After and
-        /limits shows the rate. Returns the current figures and the count
-        of 413s answered since the last call that set something."""
+        seconds, 0 = none, the start), enforced by `model`: "leaky"
+        (Nova's leaky bucket, the start), "fixed" or "sliding" window (see
+        mimic_ext.Limits): beyond it, 413 + Retry-After and /limits shows
+        the rate. Returns the current figures and the count of 413s
+        answered since the last call that set something."""
         return self._request("POST", self.mimic_url + "/testcloud/limits",
                              {"page_size": page_size, "post_limit": post_limit,
-                              "window": window})
+                              "window": window, "model": model})
 
     def compute_limits(self):
         """{"page_size", "post_limit", "window", "posts", "over_limit"}."""

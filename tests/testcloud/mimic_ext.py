@@ -25,6 +25,7 @@ Rackspace / OpenStack behaviour:
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import json
 import random
@@ -242,20 +243,42 @@ def _add_over_limit_behavior():
         return _fail
 
 
+MODELS = ("leaky", "fixed", "sliding")
+
+
 class Limits:
-    """Paging and the compute POST rate limit (set through /testcloud/limits)."""
+    """Paging and the compute POST rate limit (set through /testcloud/limits).
+
+    Rackspace does not document which model its API front end limits by,
+    so the test cloud has three, all admitting L POSTs per W seconds:
+
+    * leaky: Nova's legacy limiter (nova/api/openstack/compute/limits.py,
+      Limit._get_delay): a bucket that holds W seconds of water, each POST
+      adds W/L, it leaks in real time; bursts of L, then one per W/L.
+    * fixed: a counter per window [k W, (k+1) W) since the limit was set;
+      L at the end of one window and L at the start of the next pass.
+    * sliding: at most L in ANY W seconds (a log of admitted POSTs), the
+      strictest of the three: whatever passes it passes the other two.
+    """
 
     def __init__(self):
         self.page_size = 5
         self.post_limit = 0      # 0: no rate limit
         self.window = 60.0       # seconds
+        self.model = "leaky"
         self.over_limit = 0      # 413s answered
         self.posts = 0
         self._lock = threading.Lock()
-        self._level = 0.0        # the bucket, in seconds of "water"
-        self._last = None
+        self._reset(time.monotonic())
 
-    def configure(self, page_size=None, post_limit=None, window=None):
+    def _reset(self, now):
+        self._level = 0.0        # leaky: the bucket, in seconds of "water"
+        self._last = None
+        self._epoch = now        # fixed: windows count from here
+        self._counts = {}        # fixed: window index -> POSTs admitted
+        self._log = collections.deque()   # sliding: admission times
+
+    def configure(self, page_size=None, post_limit=None, window=None, model=None, now=None):
         with self._lock:
             if page_size is not None:
                 self.page_size = int(page_size)
@@ -263,7 +286,15 @@ class Limits:
                 self.post_limit = int(post_limit)
             if window is not None:
                 self.window = float(window)
-            self._level, self._last = 0.0, None
+            if model is not None:
+                if model not in MODELS:
+                    raise ValueError("model must be one of %s" % (MODELS,))
+                self.model = model
+            if self.model != "leaky" and self.window not in (1, 60, 3600, 86400):
+                # /limits can only say "per SECOND/MINUTE/HOUR/DAY", and
+                # 10 in 2 s is not 5 in 1 s for a window model.
+                raise ValueError("a window model needs a window of 1, 60, 3600 or 86400 s")
+            self._reset(time.monotonic() if now is None else now)
             self.over_limit = self.posts = 0
 
     def _leak(self, now):
@@ -271,21 +302,41 @@ class Limits:
             self._level = max(0.0, self._level - (now - self._last))
         self._last = now
 
+    def _used(self, now):
+        """(POSTs the limit counts now, seconds until one more is admitted)."""
+        if self.model == "leaky":
+            self._leak(now)
+            cost = self.window / self.post_limit
+            used = self.post_limit - int((self.window - self._level) / cost + 1e-9)
+            return used, max(0.0, self._level + cost - self.window)
+        if self.model == "fixed":
+            index = int((now - self._epoch) // self.window)
+            used = self._counts.get(index, 0)
+            return used, self._epoch + (index + 1) * self.window - now
+        while self._log and self._log[0] <= now - self.window:
+            self._log.popleft()
+        used = len(self._log)
+        wait = self._log[used - self.post_limit] + self.window - now if used >= self.post_limit else 0.0
+        return used, wait
+
     def admit_post(self, now=None):
-        """Nova's legacy Limit: each request adds window/limit seconds of
-        water to a bucket that holds `window` seconds and leaks in real
-        time. None when admitted, else the seconds until one would be."""
+        """None when admitted, else the seconds until one would be."""
         now = time.monotonic() if now is None else now
         with self._lock:
             self.posts += 1
             if not self.post_limit:
                 return None
-            self._leak(now)
-            cost = self.window / self.post_limit
-            if self._level + cost > self.window + 1e-9:
+            used, wait = self._used(now)
+            if used >= self.post_limit:
                 self.over_limit += 1
-                return self._level + cost - self.window
-            self._level += cost
+                return max(wait, 1e-3)
+            if self.model == "leaky":
+                self._level += self.window / self.post_limit
+            elif self.model == "fixed":
+                index = int((now - self._epoch) // self.window)
+                self._counts = {index: used + 1}
+            else:
+                self._log.append(now)
             return None
 
     def rate_section(self, now=None):
@@ -294,18 +345,17 @@ class Limits:
             return []
         now = time.monotonic() if now is None else now
         with self._lock:
-            self._leak(now)
-            cost = self.window / self.post_limit
-            remaining = int((self.window - self._level) / cost + 1e-9)
-        unit, per = ("SECOND", 1.0) if self.window < 60 else ("MINUTE", 60.0)
+            used, _ = self._used(now)
+        unit, per = {1: ("SECOND", 1.0), 3600: ("HOUR", 3600.0), 86400: ("DAY", 86400.0)}.get(
+            self.window, ("SECOND", 1.0) if self.window < 60 else ("MINUTE", 60.0))
         return [{"uri": "*", "regex": ".*", "limit": [{
             "verb": "POST", "value": int(round(self.post_limit * per / self.window)),
-            "remaining": remaining, "unit": unit,
+            "remaining": max(0, self.post_limit - used), "unit": unit,
             "next-available": "1970-01-01T00:00:00Z"}]}]
 
     def stats(self):
         return {"page_size": self.page_size, "post_limit": self.post_limit,
-                "window": self.window, "posts": self.posts,
+                "window": self.window, "model": self.model, "posts": self.posts,
                 "over_limit": self.over_limit}
 
 

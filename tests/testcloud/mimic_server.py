@@ -16,7 +16,7 @@ pointing cloudFiles at the real Swift.  Extra, test-only endpoints live under
     GET  /testcloud/requests             request counters per service
     POST /testcloud/requests/reset
     GET  /testcloud/limits               paging and compute rate limit, 413 count
-    POST /testcloud/limits               {"page_size", "post_limit", "window"}
+    POST /testcloud/limits               {"page_size", "post_limit", "window", "model"}
     GET  /testcloud/requests/log?since=N request log: seq, t (time.time() when
                                          the request arrived), method, path,
                                          query, service, status (once answered)
