@@ -2,8 +2,8 @@
 
 Python sees this file and the tasks/ folder as one module name, `tasks`.
 Invoke imports this file as the module `tasks`; setting __path__ below makes
-that module a package as well, so `tasks.settings` resolves to
-tasks/settings.py. tasks/ has no __init__.py on purpose: pytest (with the repo
+that module a package as well, so `tasks.model.settings` resolves to
+tasks/model/settings.py. tasks/ has no __init__.py on purpose: pytest (with the repo
 root on sys.path, see pytest.ini) finds this file first too, so `inv` and
 pytest import the very same modules.
 """

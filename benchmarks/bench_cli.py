@@ -46,8 +46,8 @@ def main():
         "inv --complete -- inv do": [inv, "--complete", "--", "inv", "do"],
         'python -c "import invoke.program, tasks"': [sys.executable, "-c", "import invoke.program, tasks"],
         'python -c "import tasks" (+ clients, before lazy imports)':
-            [sys.executable, "-c", "import tasks, tasks.cloudservers, tasks.cloudfiles, tasks.remote, "
-                                   "tasks.userdata, tasks.pki, tasks.cloud; tasks.cloud.ks_session.Session"],
+            [sys.executable, "-c", "import tasks, tasks.services.compute, tasks.services.objects, tasks.services.ssh, "
+                                   "tasks.model.userdata, tasks.model.pki, tasks.services.session; tasks.services.session.ks_session.Session"],
     }
     for argv in commands.values():   # warm the page cache and the .pyc files
         seconds(argv)

@@ -154,10 +154,10 @@ def main():
 
         import requests
 
-        from tasks import flatcar, settings
-        from tasks.cloud import Cloud
-        from tasks.glance import Glance
-        from tasks.imagestream import decompress_chunks
+        from tasks.model import flatcar, settings
+        from tasks.services.session import Cloud
+        from tasks.services.images import Glance
+        from tasks.services.imagestream import decompress_chunks
 
         s = settings.load()
         glance = Glance(Cloud(s))

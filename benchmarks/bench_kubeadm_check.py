@@ -6,7 +6,7 @@ out of a release-sized tarball, first time and cached.
 Builds a tarball of about MB megabytes of incompressible data with
 kubernetes/server/bin/kubeadm as its LAST member (the worst case: the whole
 gzip stream is read), then times
-  - the first extraction (tasks/kubeadmcheck.kubeadm_binary),
+  - the first extraction (tasks/steps/kubeadmcheck.py: kubeadm_binary),
   - a second call with the same digest (the cache: should read nothing),
   - the tarball's sha256 when it is not cached yet (what keys the cache;
     `inv build` and `inv upload` usually have it cached already).
@@ -25,7 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tasks import kubeadmcheck, release  # noqa: E402
+from tasks.steps import kubeadmcheck  # noqa: E402
+from tasks.model import release
 
 
 def make(path, megabytes):

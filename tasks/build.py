@@ -16,13 +16,13 @@ from pathlib import Path
 
 from invoke import task
 
-from . import lazy, progress
-from .errors import UserError
-from .names import RELEASE_TARBALL
+from .support import lazy, progress
+from .support.errors import UserError
+from .model.names import RELEASE_TARBALL
 
-# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
-rel = lazy.module("tasks.release")
-settings = lazy.module("tasks.settings")
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+rel = lazy.module("tasks.model.release")
+settings = lazy.module("tasks.model.settings")
 
 requests = lazy.module("requests")
 

@@ -4,11 +4,11 @@ settings) and where each of those came from."""
 
 from invoke import task
 
-from . import lazy
+from .support import lazy
 
-# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
-credentials = lazy.module("tasks.credentials")
-settings = lazy.module("tasks.settings")
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+credentials = lazy.module("tasks.services.credentials")
+settings = lazy.module("tasks.model.settings")
 
 
 

@@ -1,14 +1,15 @@
 """inv keypair: the local key ~/.ssh/SSH_KEY_NAME (generated when missing)
-registered with Nova as INSTANCE_PREFIX-SSH_KEY_NAME (tasks/keypairs.py)."""
+registered with Nova as INSTANCE_PREFIX-SSH_KEY_NAME (tasks/steps/keypairs.py)."""
 
 from invoke import task
 
-from . import lazy, lock
+from .support import lazy
+from .steps import lock
 
-# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
-_cloud = lazy.module("tasks.cloud")
-keypairs = lazy.module("tasks.keypairs")
-settings = lazy.module("tasks.settings")
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+_cloud = lazy.module("tasks.services.session")
+keypairs = lazy.module("tasks.steps.keypairs")
+settings = lazy.module("tasks.model.settings")
 
 
 @task

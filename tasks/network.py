@@ -8,12 +8,13 @@ security group."""
 
 from invoke import task
 
-from . import lazy, lock
+from .support import lazy
+from .steps import lock
 
-# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
-_cloud = lazy.module("tasks.cloud")
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+_cloud = lazy.module("tasks.services.session")
 kinds = lazy.module("tasks.kinds")
-settings = lazy.module("tasks.settings")
+settings = lazy.module("tasks.model.settings")
 
 
 @task

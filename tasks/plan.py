@@ -7,20 +7,20 @@ import os
 
 from invoke import task
 
-from . import lazy, names
+from .support import lazy
+from .model import names
 
-# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
-_cloud = lazy.module("tasks.cloud")
-bootdata = lazy.module("tasks.bootdata")
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+_cloud = lazy.module("tasks.services.session")
+bootdata = lazy.module("tasks.steps.bootdata")
 kinds = lazy.module("tasks.kinds")
-kubeadmcheck = lazy.module("tasks.kubeadmcheck")
-release = lazy.module("tasks.release")
-servers = lazy.module("tasks.servers")
-settings = lazy.module("tasks.settings")
-upload = lazy.module("tasks.upload")
+kubeadmcheck = lazy.module("tasks.steps.kubeadmcheck")
+release = lazy.module("tasks.model.release")
+servers = lazy.module("tasks.model.servers")
+settings = lazy.module("tasks.model.settings")
 
-cloudservers = lazy.module("tasks.cloudservers")
-userdata = lazy.module("tasks.userdata")
+cloudservers = lazy.module("tasks.services.compute")
+userdata = lazy.module("tasks.model.userdata")
 
 # A node's user data needs the master's Cloud Network address; before the master
 # exists, the plan renders it with an address from RFC 5737's documentation
@@ -57,7 +57,7 @@ def server_actions(s, found, flavors=None):
 def planned_release(s, cloud):
     """The Release the servers would download: the last upload's record, or
     what `inv upload` would publish (the object's URL before signing)."""
-    saved = upload.load_saved(s)
+    saved = release.load_saved(s)
     if saved is not None:
         return saved, "last upload"
     path = release.find_tarball(s)
@@ -65,7 +65,7 @@ def planned_release(s, cloud):
     digests = release.file_digests(path, cache, md5=False)
     url = f"{cloud.endpoint('object-store')}/{names.container(s)}/{names.release_object(s)}"
     version = release.version_of(s, path, cache)
-    found = upload.Release(url=url, sha256=digests["sha256"], size=digests["size"], expires_at=0,
+    found = release.Release(url=url, sha256=digests["sha256"], size=digests["size"], expires_at=0,
                            container=names.container(s), object_name=names.release_object(s), version=version)
     return found, f"{path}, not uploaded yet (the URL gets its signature at upload)"
 
@@ -73,7 +73,7 @@ def planned_release(s, cloud):
 def write_user_data(s, cloud, found, kind_name):
     """Render every server's user data into STATE/plan/; returns the paths."""
     rel, origin = planned_release(s, cloud)
-    from .master import cluster_ip
+    from .steps.master import cluster_ip
 
     master = next((srv for srv in found if srv.name == names.master_name(s) and cluster_ip(s, srv)), None)
     master_ip = cluster_ip(s, master) if master else UNKNOWN_MASTER_IP
@@ -110,12 +110,13 @@ def plan_token(s, found, boot):
     recorded nor sent anywhere)."""
     import datetime
 
-    from . import pki, remote, tokens
+    from .model import pki
+    from .steps import tokens
 
     boot.base_facts()   # creates the token when there is none yet, as up would
     now = datetime.datetime.now(datetime.timezone.utc)
     record = pki.read_token(names.state_dir(s))
-    master = remote.master_of(remote.cluster_servers(s, found))
+    master = servers.master_of(servers.cluster_servers(s, found))
     creates = any(servers.plan(s, role, found).create for role in ("master", "node"))
     action = tokens.decide(record, now, tokens.renew_margin(s),
                            master is not None and master.status not in servers.FAILED)

@@ -7,15 +7,18 @@ import sys
 from invoke import task
 from invoke.exceptions import Exit
 
-from . import lazy, names
-from .errors import UserError
+from .support import lazy
+from .model import names
+from .support.errors import UserError
 
-# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
 shutil = lazy.module("shutil")
-_cloud = lazy.module("tasks.cloud")
-settings = lazy.module("tasks.settings")
+_cloud = lazy.module("tasks.services.session")
+cluster = lazy.module("tasks.steps.cluster")
+servers = lazy.module("tasks.model.servers")
+settings = lazy.module("tasks.model.settings")
 
-remote = lazy.module("tasks.remote")
+remote = lazy.module("tasks.services.ssh")
 
 # Logging in to a server that is up needs no boot-length wait.
 LOGIN_TIMEOUT = 30
@@ -23,16 +26,16 @@ LOGIN_TIMEOUT = 30
 
 def pick(s, found, node=None):
     """The server `inv ssh` means: the master, or node number `node`.
-    `found` is remote.cluster_servers(); one line when it is not there."""
+    `found` is servers.cluster_servers(); one line when it is not there."""
     if not found:
         raise UserError(f"no cluster named {s.INSTANCE_PREFIX} (no servers); run `inv up`")
     if node is None:
-        master = remote.master_of(found)
+        master = servers.master_of(found)
         if master is None:
             raise UserError(f"cluster {s.INSTANCE_PREFIX} has no master; run `inv up`")
         chosen = master
     else:
-        nodes = {remote.index_of(srv): srv for srv in found if remote.role_of(srv) == "node"}
+        nodes = {servers.node_index(srv): srv for srv in found if servers.role_of(srv) == "node"}
         try:
             number = int(node)
         except ValueError:
@@ -91,7 +94,7 @@ def ssh_argv(s, address, command=None, gateway="", binary=None):
 def ssh(c, node=None, command=None):
     """Open a shell on the master (or --node N), or run --command there."""
     s = settings.load()
-    found = remote.find_cluster(s, _cloud.Cloud(s))
+    found = cluster.find_cluster(s, _cloud.Cloud(s))
     server = pick(s, found, node)
     key = names.private_key_path(s)
     if not key.is_file():

@@ -8,17 +8,20 @@ import datetime
 
 from invoke import task
 
-from . import lazy, names
+from .model import names
+from .support import lazy
 
-# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
-_cloud = lazy.module("tasks.cloud")
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+_cloud = lazy.module("tasks.services.session")
+cluster = lazy.module("tasks.steps.cluster")
 kinds = lazy.module("tasks.kinds")
-kubeconfig = lazy.module("tasks.kubeconfig")
-settings = lazy.module("tasks.settings")
-upload = lazy.module("tasks.upload")
+kubeconfig = lazy.module("tasks.steps.kubeconfig")
+release = lazy.module("tasks.model.release")
+servers = lazy.module("tasks.model.servers")
+settings = lazy.module("tasks.model.settings")
 
-cloudfiles = lazy.module("tasks.cloudfiles")
-remote = lazy.module("tasks.remote")
+cloudfiles = lazy.module("tasks.services.objects")
+remote = lazy.module("tasks.services.ssh")
 
 SERVER_HEADER = ["server", "role", "status", "cluster IP", "public", "Cloud Network", "SSH via"]
 
@@ -28,7 +31,7 @@ def server_rows(s, found):
     cluster traffic uses (legacy: the Cloud Network; OpenStack: the
     cluster network), the public one, and the jump host SSH goes through, if any."""
     label = names.network_label(s)
-    return [[srv.name, remote.role_of(srv) or "?", srv.status, srv.cluster_ip or "-",
+    return [[srv.name, servers.role_of(srv) or "?", srv.status, srv.cluster_ip or "-",
              srv.public_ip or "-", srv.ipv4(label) or "-", srv.ssh_gateway or "-"] for srv in found]
 
 
@@ -76,7 +79,7 @@ def status(c):
     """Show the cluster's servers, network and uploaded release."""
     s = settings.load()
     cloud = _cloud.Cloud(s)
-    found = remote.find_cluster(s, cloud)
+    found = cluster.find_cluster(s, cloud)
     if found:
         remote.print_table(SERVER_HEADER, server_rows(s, found), title=f"cluster {s.INSTANCE_PREFIX}")
     else:
@@ -84,9 +87,9 @@ def status(c):
     rows, _actions = kinds.of(cloud).network_rows(s, cloud)
     for line in network_lines(rows):
         print(line)
-    for line in release_lines(s, cloudfiles.describe_release(s, cloud), upload.load_saved(s)):
+    for line in release_lines(s, cloudfiles.describe_release(s, cloud), release.load_saved(s)):
         print(line)
     if found:
-        master = remote.master_of(found)
+        master = servers.master_of(found)
         if master is not None and master.public_ip:
             print(f"API server: {kubeconfig.server_url(master.public_ip)} (context {names.kube_context(s)})")

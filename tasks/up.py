@@ -10,24 +10,27 @@ import time
 
 from invoke import task
 
-from . import lazy, lock, names, progress
-from .errors import UserError
+from .model import names
+from .steps import lock
+from .support import lazy, progress
+from .support.errors import UserError
 
-# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
-_cloud = lazy.module("tasks.cloud")
-bootdata = lazy.module("tasks.bootdata")
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+_cloud = lazy.module("tasks.services.session")
+boot = lazy.module("tasks.steps.boot")
+bootdata = lazy.module("tasks.steps.bootdata")
 kinds = lazy.module("tasks.kinds")
-kubeadmcheck = lazy.module("tasks.kubeadmcheck")
-kubeconfigs = lazy.module("tasks.kubeconfig")
-master_stage = lazy.module("tasks.master")
-nodes = lazy.module("tasks.nodes")
-release = lazy.module("tasks.release")
-servers = lazy.module("tasks.servers")
-settings = lazy.module("tasks.settings")
-upload = lazy.module("tasks.upload")
+kubeadmcheck = lazy.module("tasks.steps.kubeadmcheck")
+kubeconfigs = lazy.module("tasks.steps.kubeconfig")
+master_stage = lazy.module("tasks.steps.master")
+nodes = lazy.module("tasks.steps.nodes")
+publish = lazy.module("tasks.steps.publish")
+release = lazy.module("tasks.model.release")
+servers = lazy.module("tasks.model.servers")
+settings = lazy.module("tasks.model.settings")
 
-cloudservers = lazy.module("tasks.cloudservers")
-remote = lazy.module("tasks.remote")
+cloudservers = lazy.module("tasks.services.compute")
+remote = lazy.module("tasks.services.ssh")
 
 
 def preflight(s, cloud):
@@ -43,7 +46,7 @@ def preflight(s, cloud):
     listed = nova.list_servers(s.INSTANCE_PREFIX)
     creating = [role for role in ("master", "node") if servers.plan(s, role, listed).create]
     if creating:
-        nova.image_id(s.KUBE_IMAGE)
+        boot.image_id(s, cloud, nova)
     chosen = dict(kinds.of(cloud).flavor_choice(s, cloud)) if creating else {}
     for role in creating:
         nova.flavor_id(role, chosen.get(role) or s[servers.FLAVOR_SETTINGS[role]])
@@ -64,7 +67,7 @@ def preflight(s, cloud):
 
 def ordered(s, found):
     """Servers as remote.Targets: the master first, then nodes by index."""
-    return [remote.target(srv, s.NOVA_NETWORK) for srv in remote.cluster_servers(s, found)]
+    return [remote.target(srv, s.NOVA_NETWORK) for srv in servers.cluster_servers(s, found)]
 
 
 def summary(s, master):
@@ -86,10 +89,10 @@ def up(c, no_checks=False, kubeconfig=None):
     s = settings.load()
     cloud = _cloud.Cloud(s)
     tarball = preflight(s, cloud)
-    target = kinds.prepare(s, cloud)
+    target = boot.prepare(s, cloud)
     # Without a tarball the stages have nothing to create; should a server
     # fail meanwhile, the lazy release stops them with find_tarball's line.
-    rel = upload.publish(s, cloud) if tarball else bootdata.lazy_release(s, cloud)
+    rel = publish.publish(s, cloud) if tarball else bootdata.lazy_release(s, cloud)
     master = master_stage.ensure(s, cloud, rel, target)
     booting = nodes.ensure(s, cloud, rel, target, master_stage.cluster_ip(s, master))
     ready = nodes.wait_active(s, cloud, [master.name] + booting.names, booting.failures)

@@ -1,48 +1,16 @@
-"""inv upload: publish the server tarball on Cloud Files behind a temp URL.
+"""inv upload: publish the server tarball on Cloud Files behind a temp URL
+(steps/publish.py)."""
 
-`publish(s)` is what `inv up`, `inv master` and `inv nodes` call: it finds
-the tarball, uploads it unless the stored object is the same file, and
-returns a fresh temp URL for the servers. Re-running it transfers nothing
-when nothing changed, and hashes nothing either (digests are cached by
-path, size and mtime).
-"""
-
-import dataclasses
-import json
-import os
-import threading
 import time
-from pathlib import Path
 
 from invoke import task
 
-from . import lazy, lock, names, progress
-from .errors import CloudError
+from .support import lazy
+from .steps import lock
 
-# Loaded when a task runs, not by `inv --list` (see tasks/lazy.py).
-_cloud = lazy.module("tasks.cloud")
-kinds = lazy.module("tasks.kinds")
-release = lazy.module("tasks.release")
-settings = lazy.module("tasks.settings")
-
-cloudfiles = lazy.module("tasks.cloudfiles")
-
-STATE_FILE = "release.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class Release:
-    url: str            # temp URL the servers GET (signature inside: never print it, see redacted)
-    sha256: str         # of the whole tarball; the servers verify it
-    size: int
-    expires_at: int     # unix time the temp URL stops working
-    container: str
-    object_name: str
-    version: str | None  # Kubernetes version in the tarball, when known
-
-    @property
-    def redacted(self):
-        return release.redact(self.url)
+# Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
+publish = lazy.module("tasks.steps.publish")
+settings = lazy.module("tasks.model.settings")
 
 
 @task
@@ -50,178 +18,7 @@ class Release:
 def upload(c):
     """Upload the server tarball to Cloud Files and make its temp URL."""
     s = settings.load()
-    rel = publish(s)
+    rel = publish.publish(s)
     expires = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(rel.expires_at))
     print(f"{rel.container}/{rel.object_name}  {rel.size} bytes  sha256 {rel.sha256}")
     print(f"temp URL (valid until {expires}): {rel.redacted}")
-
-
-def plan(remote_headers, size, digests, segment_size):
-    """What to do: 'skip' (same file stored), 'put' (one PUT) or 'slo'.
-    digests None: not known yet (only possible when nothing is stored)."""
-    if digests is not None and cloudfiles.matches(remote_headers, size, digests):
-        return "skip"
-    return "put" if size <= segment_size else "slo"
-
-
-def publish(s, cloud=None):
-    path = release.find_tarball(s)
-    size = path.stat().st_size
-    cache = release.DigestCache(s.KUBE_DOWNLOAD_DIR)
-    container, name = names.container(s), names.release_object(s)
-    segment_size = s.UPLOAD_SEGMENT_MB << 20
-
-    # A plain PUT sends the MD5 for Swift to check; an SLO needs only the
-    # sha256, which can be computed while the segments go up.
-    plain = size <= segment_size
-    cached = cache.get(path)
-    digests = cached if cached and cached.get("sha256") and (cached.get("md5") or not plain) else None
-    cancel = threading.Event()
-    # Digests that are not cached are needed whatever the storage holds (to
-    # compare with it, or as the new object's metadata): hashing starts now,
-    # beside the client libraries' import, the token and the first requests,
-    # while the object store is still idle, and not only beside the segments,
-    # where it takes CPU from the upload (issue 22; README, benchmarks).
-    digests_of = _hash_beside(path, cache, digests, cancel, md5=plain)
-    try:
-        cloud = cloud or _cloud.Cloud(s)
-        conn = cloudfiles.connect(cloud)
-        storage_url = cloud.endpoint("object-store")
-        try:
-            # Its own connection: swiftclient keeps the /info URL's connection
-            # for the requests that follow, which would then miss the account.
-            digest = cloudfiles.temp_url_digest(cloudfiles.connect(cloud), storage_url)
-        except cloudfiles.NoTempURL as exc:
-            # No temp URLs (an OpenStack Swift without the middleware): the
-            # servers can fetch only what the release site serves.
-            cancel.set()
-            return from_release_site(s, path, cache,
-                                     delivery(False, release.version_from_path(s, path), exc.reason))
-        cloudfiles.ensure_container(conn, container)
-        remote = cloudfiles.head_object(conn, container, name)
-        same_size = remote is not None and int(remote.get("content-length", -1)) == size
-        if digests is None and (same_size or plain):
-            # Needed up front to compare with what is stored (or for a plain
-            # PUT); a stored object of another size is replaced at once.
-            digests = digests_of()
-        action = plan(remote, size, digests, segment_size)
-
-        if action == "skip":
-            progress.info(f"{container}/{name} is up to date ({path})")
-        else:
-            digests = _upload(s, cloud, conn, path, size, digests_of, action, container, name, segment_size,
-                              cancel)
-    except BaseException:
-        cancel.set()   # the hashing thread stops too
-        raise
-
-    version = release.version_of(s, path, cache)
-    key = cloudfiles.ensure_temp_url_key(conn)
-    # Legacy: ServiceNet when CLOUDFILES_SERVICENET; OpenStack has none.
-    server_url = kinds.of(cloud).release_endpoint(s, cloud, storage_url)
-    url, expires_at = cloudfiles.temp_url(server_url, container, name, key, s.TEMP_URL_TTL, digest)
-    result = Release(url=url, sha256=digests["sha256"], size=size, expires_at=expires_at,
-                     container=container, object_name=name, version=version)
-    save(s, result)
-    return result
-
-
-def delivery(temp_urls, official_version, why=""):
-    """Pure: how the servers get the release. 'temp-url' (from object
-    storage), or 'release-site' when the storage has no temp URLs and the
-    tarball is an official release (fetched by `inv build --release`): the
-    servers download it from KUBE_RELEASE_URL and check the sha256 their
-    user data pins. A custom build cannot be handed over without temp URLs."""
-    if temp_urls:
-        return "temp-url"
-    if official_version:
-        return "release-site"
-    raise CloudError(f"{why}; a custom build can reach the servers only through a temp URL: use a cloud whose "
-                     "object storage has temp URLs, or an official release (inv build --release VERSION)")
-
-
-def from_release_site(s, path, cache, how):
-    """The Release the servers fetch from KUBE_RELEASE_URL themselves."""
-    version = release.version_from_path(s, path)
-    digests = release.file_digests(path, cache, md5=False)
-    url = release.release_url(s.KUBE_RELEASE_URL, version)
-    progress.info(f"no temp URLs in this cloud's object storage: the servers download {version} from "
-                  f"{s.KUBE_RELEASE_URL} (sha256 {digests['sha256'][:12]}... pinned in their user data)")
-    result = Release(url=url, sha256=digests["sha256"], size=digests["size"], expires_at=0, container="",
-                     object_name="", version=version)
-    save(s, result)
-    return result
-
-
-def _upload(s, cloud, conn, path, size, digests_of, action, container, name, segment_size, cancel):
-    start = time.monotonic()
-    with progress.transfer(f"uploading {path.name} to {container}", size) as advance:
-        if action == "put":
-            digests = digests_of()
-            cloudfiles.put_file(conn, container, name, path, size, digests["md5"], digests["sha256"],
-                                advance, cancel)
-            keep = []
-        else:
-            keep = cloudfiles.put_segmented(cloud, container, name, path, size, segment_size,
-                                            s.UPLOAD_CONCURRENCY, digests_of, advance, cancel)
-            digests = digests_of()
-    # Older segments of this object (a replaced SLO, a killed upload).
-    cloudfiles.sweep_segments(cloud, conn, container, name, keep=keep)
-    elapsed = time.monotonic() - start
-    progress.info(f"uploaded {path} to {container}/{name}: {size / 2**20:.1f} MiB in {elapsed:.1f}s"
-                  + (f" ({len(keep)} segments)" if keep else ""))
-    return digests
-
-
-def _hash_beside(path, cache, digests, cancel, md5=False):
-    """A function returning the file's digests; when they are not cached,
-    a thread computes them meanwhile (hashlib releases the GIL, so this
-    costs little wall time)."""
-    if digests is not None:
-        return lambda: digests
-    box = {}
-
-    def run():
-        try:
-            box["digests"] = release.hash_file(path, cancel, md5=md5)
-        except BaseException as exc:  # reported to the caller in get()
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, name="hash-release", daemon=True)
-    thread.start()
-
-    def get():
-        if "result" not in box:
-            thread.join()
-            if "error" in box:
-                raise box["error"]
-            if box.get("digests") is None:
-                raise cloudfiles.Interrupted()
-            cache.put(path, **box["digests"])
-            box["result"] = box["digests"]
-        return box["result"]
-    return get
-
-
-# --- the record `inv status` reads ------------------------------------------------
-
-def state_path(s):
-    return Path(names.state_dir(s)) / STATE_FILE
-
-
-def save(s, rel):
-    """release.json in the cluster's state dir: mode 0600 (it holds the
-    temp URL), dir 0700."""
-    directory = Path(names.state_dir(s))
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(directory, 0o700)
-    release.write_atomic(directory / STATE_FILE, json.dumps(dataclasses.asdict(rel), indent=1) + "\n", mode=0o600)
-
-
-def load_saved(s):
-    """The last published Release, or None."""
-    try:
-        data = json.loads(state_path(s).read_text())
-        return Release(**data)
-    except (OSError, ValueError, TypeError):
-        return None

@@ -133,5 +133,5 @@ def pytest_runtest_protocol(item, nextitem):
 def material():
     """One cluster's PKI (pki.generate) for the tests that render or check
     what is made from it."""
-    from tasks import pki
+    from tasks.model import pki
     return pki.generate()

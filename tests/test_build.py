@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.names import RELEASE_TARBALL
+from tasks.model.names import RELEASE_TARBALL
 from tests.testcloud.release_mirror import ReleaseMirror
 
 REPO = Path(__file__).resolve().parent.parent

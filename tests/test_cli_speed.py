@@ -1,6 +1,6 @@
 """`inv --list`, `--help` and completion stay fast: importing the task
 collection must not import the client libraries (they load when a task
-first uses them; see tasks/lazy.py, and benchmarks/bench_cli.py for the
+first uses them; see tasks/support/lazy.py, and benchmarks/bench_cli.py for the
 figures)."""
 
 import json
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import lazy
+from tasks.support import lazy
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("keystoneauth1", "requests", "novaclient", "swiftclient", "fabric", "paramiko",
@@ -36,8 +36,9 @@ def test_import_tasks_loads_no_client_library():
 # tarfile, hashlib, ipaddress, tempfile) loads when a task runs.
 TASK_IMPORTS = {"tasks", "tasks.build", "tasks.config", "tasks.down", "tasks.image", "tasks.keypair",
                 "tasks.kubeconfig", "tasks.master", "tasks.network", "tasks.nodes", "tasks.plan", "tasks.ssh",
-                "tasks.status", "tasks.up", "tasks.upload", "tasks.errors", "tasks.lazy", "tasks.lock",
-                "tasks.names", "tasks.progress"}
+                "tasks.status", "tasks.up", "tasks.upload", "tasks.support", "tasks.support.errors",
+                "tasks.support.lazy", "tasks.support.progress", "tasks.steps", "tasks.steps.lock", "tasks.model",
+                "tasks.model.names"}
 
 
 def modules_after(code):
@@ -64,7 +65,7 @@ def test_the_lists_of_tasks_and_their_help_load_no_client_library():
 def test_a_task_that_needs_a_client_still_gets_it():
     # The probe must see a heavy module once a lazy binding is used, or the
     # assertions above would pass for a probe that sees nothing.
-    assert "keystoneauth1" in imported_after("import tasks.cloud as c\nc.ks_session.Session")
+    assert "keystoneauth1" in imported_after("import tasks.services.session as c\nc.ks_session.Session")
 
 
 def test_lazy_module_imports_on_first_attribute_and_names_missing_attributes():

@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks import cloudservers, layout, pki, settings, sshkeys, tokens
-from tasks.cloud import Cloud
-from tasks.errors import ConfigError
+from tasks.services import compute as cloudservers
+from tasks.model import layout, names, pki, settings, sshkeys
+from tasks.steps import tokens
+from tasks.services.session import Cloud
+from tasks.support.errors import ConfigError
 from tests.harness import run_inv
 
-PUBLICNET = "00000000-0000-0000-0000-000000000000"
-SERVICENET = "11111111-1111-1111-1111-111111111111"
+PUBLICNET, SERVICENET = names.PUBLICNET, names.SERVICENET
 IMAGE = "CoreOS (Stable)"   # a name Mimic's image list has
 
 

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from tasks import userdata
+from tasks.model import userdata
 from tests.harness import rendering as tu
 from tests.consumers import cloudinit
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks import credentials, settings
-from tasks.errors import ConfigError
+from tasks.services import credentials
+from tasks.model import settings
+from tasks.support.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 FLEX_URL = "https://keystone.api.dfw3.rackspacecloud.com/v3"
@@ -263,6 +264,6 @@ def test_inv_config_shows_credential_sources_masked(clouds_files, tmp_path):
     ("compute", "https://nova.example/v2.1/abc", "https://nova.example/v2.1/abc"),
 ])
 def test_catalog_network_endpoint_gets_its_api_version(service, url, expected):
-    from tasks import cloud
+    from tasks.services import session as cloud
 
     assert cloud.versioned(service, url) == expected

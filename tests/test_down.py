@@ -2,7 +2,7 @@
 
 import pytest
 
-from tasks.down import foreign_ports
+from tasks.kinds.legacy import foreign_ports
 
 OURS = {"m", "n1"}
 LIVE = {"m", "n1", "other"}

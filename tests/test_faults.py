@@ -16,8 +16,9 @@ import time
 import pytest
 from keystoneauth1 import exceptions as ks_exc
 
-from tasks import cloud, settings
-from tasks.errors import CloudError
+from tasks.services import session as cloud
+from tasks.model import settings
+from tasks.support.errors import CloudError
 from tests.harness import resources, run_inv
 from tests.testcloud.faults import FaultProxy
 

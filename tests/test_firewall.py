@@ -20,7 +20,8 @@ import subprocess
 import pytest
 import yaml
 
-from tasks import kind_legacy, layout, pki, settings, userdata
+from tasks.kinds import legacy as kind_legacy
+from tasks.model import layout, pki, settings, userdata
 
 PUBLIC_IF, SERVICENET_IF, CLOUD_IF = "eth0", "eth1", "eth2"
 

@@ -8,10 +8,10 @@ import os
 
 import pytest
 
-from tasks import flatcar, openpgp, settings
-from tasks.errors import UserError
-from tasks.flatcar import Image
-from tasks.imagestream import DigestMismatch, Pipeline, decompress_chunks
+from tasks.model import flatcar, openpgp, settings
+from tasks.support.errors import UserError
+from tasks.model.flatcar import Image
+from tasks.services.imagestream import DigestMismatch, Pipeline, decompress_chunks
 from tests.testcloud import release_mirror
 from tests.harness import run_inv
 
@@ -78,7 +78,7 @@ def signer(tmp_path_factory):
 
 
 def test_shipped_key_is_flatcars_and_verifies_nothing_forged(tmp_path, signer):
-    from tasks import image
+    from tasks.steps import image
     home, fpr, _ = signer
     signed = tmp_path / "D.asc"
     signed.write_text(release_mirror.clearsign(home, "# SHA512 HASH\n"))
@@ -245,7 +245,7 @@ def test_a_changed_cached_file_is_caught_too(tmp_path, mirror):
 
 def test_a_failed_upload_still_completes_the_download(tmp_path, mirror, monkeypatch):
     import requests
-    from tasks import imagestream
+    from tasks.services import imagestream
     # Small chunks and queues, so the download is still running when the upload fails.
     monkeypatch.setattr(imagestream, "CHUNK", 16 << 10)
     monkeypatch.setattr(imagestream, "DEPTH", 1)

@@ -1,12 +1,14 @@
-"""The cloud kinds' pure decisions (tasks/kind_openstack.py, kinds.py):
+"""The cloud kinds' pure decisions (tasks/kinds/openstack.py, kinds.py):
 security group rules, what counts as this cluster's, how each server is
 reached, what `inv plan` says is open. Data in, data out; no cloud."""
 
 import pytest
 
-from tasks import kind_legacy, kind_openstack, kinds, names, plan, settings, ssh
-from tasks.errors import CloudError
-from tasks.servers import Server
+from tasks.kinds import legacy as kind_legacy, openstack as kind_openstack
+from tasks import kinds, plan, ssh
+from tasks.model import names, settings
+from tasks.support.errors import CloudError
+from tasks.model.servers import Server
 
 TAG = "kube-rackspace-cluster=demo"
 
@@ -203,7 +205,7 @@ def test_jump_host_ssh_goes_through_the_master_with_the_same_key(tmp_path, monke
 def test_openstack_settings_are_checked(environ, message):
     import re
 
-    from tasks.errors import ConfigError
+    from tasks.support.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
         load(**environ)
@@ -245,7 +247,7 @@ FLEX_GP0 = [
     ("node", FLEX_GP0, (41, 0), None),
 ])
 def test_the_smallest_flavor_that_meets_the_roles_minimum(role, flavors, image_min, expected):
-    from tasks import servers
+    from tasks.model import servers
 
     found = servers.smallest_flavor(role, flavors, image_min)
     assert (found or {}).get("name") == expected
@@ -260,13 +262,13 @@ def test_target_flavor_is_the_kinds_pick_or_the_setting():
 @pytest.mark.parametrize("temp_urls,version,expected", [
     (True, None, "temp-url"), (True, "v1.31.4", "temp-url"), (False, "v1.31.4", "release-site")])
 def test_release_delivery(temp_urls, version, expected):
-    from tasks import upload
+    from tasks.steps import publish as upload
 
     assert upload.delivery(temp_urls, version) == expected
 
 
 def test_a_custom_build_without_temp_urls_stops_with_one_line():
-    from tasks import upload
+    from tasks.steps import publish as upload
 
     with pytest.raises(CloudError) as err:
         upload.delivery(False, None, "the object storage at https://swift.example has no temp URL support")

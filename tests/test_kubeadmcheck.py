@@ -1,4 +1,4 @@
-"""The kubeadm configs checked by the release's own kubeadm (tasks/kubeadmcheck.py):
+"""The kubeadm configs checked by the release's own kubeadm (tasks/steps/kubeadmcheck.py):
 its pure parts, the extraction and cache of kubeadm, the test release's
 kubeadm (tests/testcloud/kubeadm_config.py) against what kubeadm does, and
 the real `inv plan` / `inv up` against the test cloud."""
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks import kubeadmcheck, pki, settings, userdata
-from tasks.errors import UserError
+from tasks.steps import kubeadmcheck
+from tasks.model import pki, settings, userdata
+from tasks.support.errors import UserError
 from tests.harness import resources, run_inv
 from tests.testcloud import kubeadm_config, release_mirror
 

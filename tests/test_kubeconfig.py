@@ -6,8 +6,9 @@ import stat
 import pytest
 import yaml
 
-from tasks import kubeconfig, pki, settings
-from tasks.errors import UserError
+from tasks.steps import kubeconfig
+from tasks.model import pki, settings
+from tasks.support.errors import UserError
 
 CONTEXT = "rackspace_demo"
 

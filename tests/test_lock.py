@@ -9,14 +9,16 @@ import time
 
 import pytest
 
-from tasks import lock, settings
+from tasks.steps import lock
+from tasks.model import settings
 from tests.harness import run_inv
 from tests.testcloud.util import REPO_ROOT
 
 # Holds the lock until its stdin closes.
 HOLD = """
 import sys
-from tasks import lock, settings
+from tasks.model import settings
+from tasks.steps import lock
 with lock.held(settings.load(), "up"):
     print("held", flush=True)
     sys.stdin.read()

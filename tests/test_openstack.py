@@ -297,8 +297,9 @@ def test_a_create_whose_answer_is_lost_is_found_and_tagged_once(bed, os_env, mon
     """Neutron made it but the answer was lost (a timeout on a slow create
     does the same), before the tags were put on it. The look-up finds it by
     name, untagged, and tags it; no second one is made."""
-    from tasks import cloud, names, settings
-    from tasks.cloudnetworks import CloudNetworks
+    from tasks.services import session as cloud
+    from tasks.model import names, settings
+    from tasks.services.network import CloudNetworks
 
     for key in ("OS_CLOUD", "OS_CLIENT_CONFIG_FILE"):      # openstacksdk's loader reads os.environ
         monkeypatch.setenv(key, os_env[key])
@@ -335,3 +336,36 @@ def test_a_create_whose_answer_is_lost_is_found_and_tagged_once(bed, os_env, mon
         for kind, rid in reversed(made):
             getattr(api, {"networks": "delete_network", "subnets": "delete_subnet",
                           "security-groups": "delete_security_group", "ports": "delete_port"}[kind])(rid)
+
+
+def test_a_rule_whose_answer_is_lost_is_found_not_made_twice(bed, os_env, monkeypatch):
+    """Every POST of a security group rule reaches Neutron, which makes the
+    rule, and its answer is lost. create_rule's look-up (cloud.create_or_find)
+    finds each rule: each POST is sent once, each rule exists once."""
+    from tasks.model import settings
+    from tasks.services import session as cloud
+    from tasks.services.network import CloudNetworks
+
+    for key in ("OS_CLOUD", "OS_CLIENT_CONFIG_FILE"):      # openstacksdk's loader reads os.environ
+        monkeypatch.setenv(key, os_env[key])
+    s = settings.load(environ=dict(os_env, INSTANCE_PREFIX="r" + secrets.token_hex(3)))
+    api = CloudNetworks(cloud.Cloud(s))
+    group = api.create_security_group(f"{s.INSTANCE_PREFIX}-sg", "test")
+    wanted = [{"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp", "port_range_min": port,
+               "port_range_max": port, "remote_ip_prefix": "192.0.2.0/24"} for port in (22, 6443)]
+    try:
+        for proxy in bed.fronts.values():
+            proxy.reset_stats()
+        bed.faults(1.0, kinds=("lost",), match=r"^POST /v2\.0/security-group-rules$")
+        try:
+            answers = [api.create_rule(group["id"], rule, sleep=lambda _: None) for rule in wanted]
+            lost = bed.fault_stats()["network"].get("lost", 0)
+        finally:
+            bed.faults(0)
+        assert lost == 2                            # each rule's only POST lost its answer
+        rules = neutron(bed, "security-group-rules", security_group_id=group["id"])
+        for rule, answer in zip(wanted, answers):
+            same = [r for r in rules if all(r.get(k) == v for k, v in rule.items())]
+            assert len(same) == 1 and answer["id"] == same[0]["id"], (rule, same)
+    finally:
+        api.delete_security_group(group["id"])

@@ -1,4 +1,4 @@
-"""tasks/pki.py: the cluster CA, bootstrap token, admin certificate and
+"""tasks/model/pki.py: the cluster CA, bootstrap token, admin certificate and
 kubeconfig, checked against openssl and a real TLS handshake."""
 
 import base64
@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tasks import pki
-from tasks.errors import UserError
+from tasks.model import pki
+from tasks.support.errors import UserError
 
 
 def _openssl(*args, stdin=None):

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from tasks import layout, nodes, servers, settings
-from tasks.servers import Server
+from tasks.model import layout, servers, settings
+from tasks.steps import nodes
+from tasks.model.servers import Server
 from tests.harness import resources, run_inv
 
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks import cloud
-from tasks.cloudservers import post_limits
+from tasks.services import session as cloud
+from tasks.services.compute import post_limits
 from tests.harness import run_inv
 from tests.testcloud.mimic_ext import MODELS, Limits
 

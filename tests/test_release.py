@@ -11,9 +11,11 @@ import urllib.parse
 
 import pytest
 
-from tasks import cloudfiles, release, settings, upload
-from tasks.errors import UserError
-from tasks.names import RELEASE_TARBALL
+from tasks.services import objects as cloudfiles
+from tasks.model import release, settings
+from tasks.steps import publish
+from tasks.support.errors import UserError
+from tasks.model.names import RELEASE_TARBALL
 
 
 def load(tmp_path, **env):
@@ -173,7 +175,7 @@ def test_info_url_is_at_the_proxy_root():
 
 def test_retry_delay_honours_retry_after_and_is_bounded():
     assert cloudfiles.retry_delay(0, {"Retry-After": "7"}) == 7.0
-    from tasks import cloud
+    from tasks.services import session as cloud
     assert cloudfiles.retry_delay(0, {"retry-after": "100000"}) == cloud.MAX_RETRY_AFTER
     delays = [cloudfiles.retry_delay(n, {}, rng=lambda: 1.0) for n in range(10)]
     assert delays[:4] == [0.5, 1.0, 2.0, 4.0]
@@ -196,15 +198,15 @@ def test_plan_and_match():
     plain = {"content-length": "10", "etag": md5, cloudfiles.META_SHA256: sha}
     slo = {"content-length": "10", "etag": '"' + "c" * 32 + '"', "x-static-large-object": "True",
            cloudfiles.META_MD5: md5, cloudfiles.META_SHA256: sha}
-    assert upload.plan(plain, 10, digests, 100) == "skip"
-    assert upload.plan(slo, 10, digests, 100) == "skip"
-    assert upload.plan(dict(slo, **{cloudfiles.META_MD5: "d" * 32}), 10, digests, 100) == "put"
-    assert upload.plan(dict(plain, **{"content-length": "11"}), 10, digests, 5) == "slo"
-    assert upload.plan({k: v for k, v in plain.items() if k != cloudfiles.META_SHA256}, 10, digests, 100) == "put"
-    assert upload.plan(None, 10, None, 5) == "slo"
+    assert publish.plan(plain, 10, digests, 100) == "skip"
+    assert publish.plan(slo, 10, digests, 100) == "skip"
+    assert publish.plan(dict(slo, **{cloudfiles.META_MD5: "d" * 32}), 10, digests, 100) == "put"
+    assert publish.plan(dict(plain, **{"content-length": "11"}), 10, digests, 5) == "slo"
+    assert publish.plan({k: v for k, v in plain.items() if k != cloudfiles.META_SHA256}, 10, digests, 100) == "put"
+    assert publish.plan(None, 10, None, 5) == "slo"
     # An SLO is compared by size and sha256 when no MD5 is at hand.
     slo_no_md5 = {k: v for k, v in slo.items() if k != cloudfiles.META_MD5}
-    assert upload.plan(slo_no_md5, 10, {"sha256": sha}, 5) == "skip"
-    assert upload.plan(slo_no_md5, 10, {"sha256": "e" * 64}, 5) == "slo"
+    assert publish.plan(slo_no_md5, 10, {"sha256": sha}, 5) == "skip"
+    assert publish.plan(slo_no_md5, 10, {"sha256": "e" * 64}, 5) == "slo"
     # A plain object needs its MD5 (the ETag Swift checked).
-    assert upload.plan(plain, 10, {"sha256": sha}, 5) == "slo"
+    assert publish.plan(plain, 10, {"sha256": sha}, 5) == "slo"

@@ -7,9 +7,11 @@ import subprocess
 import paramiko
 import pytest
 
-from tasks import kinds, layout, names, remote, settings, ssh
-from tasks.errors import UserError
-from tasks.servers import Server
+from tasks import kinds, ssh
+from tasks.model import layout, names, servers, settings
+from tasks.services import ssh as remote
+from tasks.support.errors import UserError
+from tasks.model.servers import Server
 
 
 @pytest.fixture
@@ -131,7 +133,7 @@ def test_cluster_servers_and_pick(s):
               _server(s, "demo-node-1", "node", 1),
               _server(s, "demo-node-3", "node", 3, prefix="other"),      # another cluster's metadata
               _server(s, "demo-node-4", "node", 4, status="DELETED")]
-    found = remote.cluster_servers(s, listed)
+    found = servers.cluster_servers(s, listed)
     assert [srv.name for srv in found] == ["demo-master", "demo-node-1", "demo-node-2"]
     assert ssh.pick(s, found).name == "demo-master"
     assert ssh.pick(s, found, "2").name == "demo-node-2"

@@ -4,8 +4,11 @@ image/flavor resolution; the user data size limit."""
 
 import pytest
 
-from tasks import cloudservers, keypairs, kind_legacy, names, servers, settings, sshkeys
-from tasks.errors import CloudError, ConfigError, UserError
+from tasks.services import compute as cloudservers
+from tasks.steps import keypairs
+from tasks.kinds import legacy as kind_legacy
+from tasks.model import names, servers, settings, sshkeys
+from tasks.support.errors import CloudError, ConfigError, UserError
 
 
 def load(**flags):
@@ -319,7 +322,7 @@ def test_a_disk_0_flavor_is_refused_in_one_line():
 
 
 def test_the_default_flavors_pass_on_mimic():
-    from tasks import settings
+    from tasks.model import settings
 
     s = settings.load(environ={})
     for role in ("master", "node"):
@@ -340,7 +343,8 @@ def test_user_data_over_novas_limit_is_refused_before_any_request():
 
 
 def test_legacy_attach_puts_the_networks_in_interface_order():
-    from tasks import kind_legacy, kinds
+    from tasks.kinds import legacy as kind_legacy
+    from tasks import kinds
 
     attach = kind_legacy.attach(None, None, kinds.Target("net-id", "k"), None)
     assert attach.nics == ({"net-id": "00000000-0000-0000-0000-000000000000"},

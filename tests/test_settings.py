@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks import settings
-from tasks.errors import ConfigError
+from tasks.model import settings
+from tasks.support.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -155,11 +155,11 @@ def test_inv_reports_a_bad_setting_in_one_line(tmp_path):
 
 def test_inv_and_pytest_import_the_same_modules():
     import tasks
-    import tasks.settings as imported
+    import tasks.model.settings as imported
 
     assert Path(tasks.__file__).name == "tasks.py"
     assert imported is settings
-    probe = "import tasks, tasks.settings; print(tasks.__file__, tasks.settings.__file__)"
+    probe = "import tasks, tasks.model.settings; print(tasks.__file__, tasks.model.settings.__file__)"
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.split() == [tasks.__file__, settings.__file__]
 

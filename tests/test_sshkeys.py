@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from tasks import names, settings, sshkeys
-from tasks.errors import UserError
+from tasks.model import names, settings, sshkeys
+from tasks.support.errors import UserError
 
 
 def load(**flags):

@@ -1,4 +1,4 @@
-"""The bootstrap token's lifetime (tasks/pki.py records, tasks/tokens.py
+"""The bootstrap token's lifetime (tasks/model/pki.py records, tasks/steps/tokens.py
 decides): expiry, the renewal decision, the state file, the Secret. The
 renewal against a cluster runs in tests/test_cloud_stages.py."""
 
@@ -6,8 +6,9 @@ import datetime
 
 import pytest
 
-from tasks import pki, settings, tokens
-from tasks.errors import ConfigError, UserError
+from tasks.model import pki, settings
+from tasks.steps import tokens
+from tasks.support.errors import ConfigError, UserError
 
 NOW = datetime.datetime(2026, 5, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 TOKEN = "abcdef.0123456789abcdef"

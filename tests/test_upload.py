@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tasks import cloudfiles, names, release, settings
-from tasks.cloud import Cloud
-from tasks.names import RELEASE_TARBALL
+from tasks.services import objects as cloudfiles
+from tasks.model import names, release, settings
+from tasks.services.session import Cloud
+from tasks.model.names import RELEASE_TARBALL
 from tests.harness import run_inv
 from tests.testcloud.util import REPO_ROOT
 

@@ -1,4 +1,4 @@
-"""tasks/userdata.py and cloud-config/: what the servers run.
+"""tasks/model/userdata.py and cloud-config/: what the servers run.
 
 Every rendered config must parse as YAML and pass the schema of the
 coreos-cloudinit keys (tests/cloudinit_schema.yaml); every embedded shell
@@ -26,8 +26,8 @@ import jsonschema
 import pytest
 import yaml
 
-from tasks import layout, userdata
-from tasks.errors import UserError
+from tasks.model import layout, names, userdata
+from tasks.support.errors import UserError
 from tests.harness.rendering import (BACKENDS, MASTER_FLOATING_IP, OPENSTACK_VARIANTS,
                                      SENTINEL_API_KEY, SENTINEL_PASSWORD, VARIANTS, golden_renders,
                                      load_settings, make_facts, node_facts, render_both, render_openstack)
@@ -612,7 +612,7 @@ def render_rooted(template, role, s, facts, root):
     return userdata._environment().get_template(template).render(**values)
 
 
-PUBLICNET, SERVICENET = userdata.PUBLICNET_ID, userdata.SERVICENET_ID
+PUBLICNET, SERVICENET = names.PUBLICNET, names.SERVICENET
 CLOUD_NET_ID = "7b5a3b4e-33cf-4f3a-9d59-0b2a6c0c2b11"
 
 
@@ -918,7 +918,7 @@ def test_the_kubeadm_config_checked_is_the_one_the_user_data_writes(rendered):
 
 def test_the_bootstrap_scripts_fill_every_placeholder_the_check_fills(rendered):
     """The check fills what the servers fill at boot, and nothing is left."""
-    from tasks import kubeadmcheck
+    from tasks.steps import kubeadmcheck
 
     _, _, texts = rendered
     for role, text in texts.items():
@@ -937,7 +937,7 @@ def test_rendered_kubeadm_configs_pass_kubeadm_validation_once_filled(rendered):
     (advertiseAddress must be an address)."""
     import datetime
 
-    from tasks import kubeadmcheck
+    from tasks.steps import kubeadmcheck
     from tests.testcloud import kubeadm_config
 
     s, facts, texts = rendered

@@ -5,7 +5,8 @@ tests/test_cloudinit_parser.py (test modules never import one another)."""
 
 import dataclasses
 
-from tasks import kind_legacy, settings, userdata
+from tasks.kinds import legacy as kind_legacy
+from tasks.model import settings, userdata
 
 
 SENTINEL_API_KEY = "sentinel-api-key-0b5e4f"
@@ -82,7 +83,8 @@ MASTER_FLOATING_IP = "198.51.100.7"
 
 
 def render_openstack(s, facts):
-    from tasks import kind_openstack, kinds
+    from tasks.kinds import openstack as kind_openstack
+    from tasks import kinds
 
     master = dataclasses.replace(facts, net=kind_openstack.template_facts(
         s, "master", kinds.Attach(nics=(), cluster_ip="192.168.0.5", public_ip=MASTER_FLOATING_IP)))

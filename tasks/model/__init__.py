@@ -1,0 +1,1 @@
+"""The model: settings, names, layout and pure decisions; no cloud, no network."""

@@ -1,0 +1,1 @@
+"""Support: errors, lazy imports and progress output; imports nothing of tasks."""
