@@ -1,14 +1,17 @@
 """Upload benchmark against the test cloud's real Swift on loopback.
 
-    python benchmarks/bench_upload.py [--size-mib 512] [--rounds 3] [--profile DIR]
+    python benchmarks/bench_upload.py [--size-mib 512] [--rounds 3] [--profile DIR] [--variant SETTING=VALUE]
 
 Uploads one random file (a stand-in for the server tarball) three ways,
 interleaved over --rounds rounds (inv, swift, curl, inv, swift, curl...: the
 machine may be shared, and load that comes and goes weighs on all alike):
 `inv upload` (fresh: nothing cached, nothing stored), the `swift upload`
 command of python-swiftclient (plain, and segmented like ours: 100 MiB
-segments, 4 threads) and a plain `curl -T` PUT; then an `inv upload` of the
-unchanged file. Each one's work time is its wall time minus its start-up
+segments, 4 threads), a plain `curl -T` PUT, and `curl -T` with `openssl dgst -sha256`
+of the file running beside it (the floor for any client that must hash a
+fresh file on the same cores); then an `inv upload` of the unchanged file.
+--variant SETTING=VALUE adds a fresh `inv upload` with that setting
+(e.g. UPLOAD_CONCURRENCY=2) to the same rounds. Each one's work time is its wall time minus its start-up
 (the median of `inv --list`, `swift --help`, `curl --version`, timed in the
 same rounds). Prints the medians side by side, the ratios to curl and the
 load average. Goals: `inv upload`'s work within 1.1x curl's, ahead of
@@ -56,6 +59,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", help="record the first fresh inv upload with py-spy into this directory")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--variant", action="append", default=[], metavar="SETTING=VALUE",
+                        help="also time a fresh inv upload with this setting, in the same rounds "
+                             "(e.g. UPLOAD_CONCURRENCY=2); repeatable")
     args = parser.parse_args()
 
     enter_loopback_namespace()
@@ -90,7 +96,9 @@ def main():
         # The page cache holds the file for every contender alike.
         subprocess.run(["cat", str(blob)], stdout=subprocess.DEVNULL, check=True)
         times = {name: [] for name in ("inv upload (fresh)", "swift upload", "swift upload -S 100M, 4 threads",
-                                       "curl -T", "inv upload (unchanged)")}
+                                       "curl -T", "curl -T + openssl sha256 beside it", "inv upload (unchanged)")}
+        for variant in args.variant:
+            times[f"inv upload ({variant})"] = []
         startup = {name: [] for name in ("inv", "swift", "curl")}
         if args.profile:   # a run of its own: the profiler slows what it records
             Path(args.profile).mkdir(parents=True, exist_ok=True)
@@ -108,6 +116,11 @@ def main():
             startup["inv"].append(timed(inv + ["--list"], inv_env))
             times["inv upload (fresh)"].append(timed(inv + ["upload"], inv_env))
             times["inv upload (unchanged)"].append(timed(inv + ["upload"], inv_env))
+            for n, variant in enumerate(args.variant):
+                key, _, value = variant.partition("=")
+                shutil.rmtree(work / "cache", ignore_errors=True)
+                times[f"inv upload ({variant})"].append(
+                    timed(inv + ["upload"], dict(inv_env, INSTANCE_PREFIX=f"bench{round_}v{n}", **{key: value})))
             startup["swift"].append(timed([swift, "--help"], swift_env))
             times["swift upload"].append(timed(
                 [swift, "upload", "--object-name", f"swift-plain-{round_}", container, str(blob)], swift_env))
@@ -117,6 +130,12 @@ def main():
             startup["curl"].append(timed(["curl", "--version"], env))
             times["curl -T"].append(timed(["curl", "-sf", "-o", "/dev/null", "-H", f"@{auth_file}", "-T", str(blob),
                                            f"{storage}/{container}/curl-{round_}"], env))
+            # The floor for any client that must hash a fresh file: the
+            # hash's CPU taken from the same 2 cores as the transfer. OpenSSL,
+            # like Python's hashlib (coreutils' sha256sum is 4x slower here).
+            times["curl -T + openssl sha256 beside it"].append(timed(
+                ["sh", "-c", 'openssl dgst -sha256 "$1" >/dev/null & curl -sf -o /dev/null -H "@$2" -T "$1" "$3"; wait',
+                 "sh", str(blob), str(auth_file), f"{storage}/{container}/curl-hash-{round_}"], env))
         load_after = loadavg()
 
         def work_time(name):
