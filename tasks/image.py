@@ -8,7 +8,6 @@ from .support.errors import UserError
 
 # Loaded when a task runs, not by `inv --list` (see tasks/support/lazy.py).
 _cloud = lazy.module("tasks.services.session")
-_images = lazy.module("tasks.services.images")
 credentials = lazy.module("tasks.services.credentials")
 flatcar = lazy.module("tasks.model.flatcar")
 images = lazy.module("tasks.steps.image")
@@ -28,7 +27,7 @@ def image(c, channel=None, version=None, list_=False, remove=None, via_url=False
     if refused:
         raise UserError(refused)
     cloud = _cloud.Cloud(s)
-    glance = _images.Glance(cloud)
+    glance = cloud.images
     if list_:
         for line in images.listing(s, cloud, glance):
             print(line)

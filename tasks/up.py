@@ -29,7 +29,6 @@ release = lazy.module("tasks.model.release")
 servers = lazy.module("tasks.model.servers")
 settings = lazy.module("tasks.model.settings")
 
-cloudservers = lazy.module("tasks.services.compute")
 remote = lazy.module("tasks.services.ssh")
 
 
@@ -42,7 +41,7 @@ def preflight(s, cloud):
     one a complete cluster still re-runs (it needs none), and one that must
     create a server stops now with find_tarball's line (where it looked;
     run `inv build`)."""
-    nova = cloudservers.for_cloud(cloud)
+    nova = cloud.compute
     listed = nova.list_servers(s.INSTANCE_PREFIX)
     creating = [role for role in ("master", "node") if servers.plan(s, role, listed).create]
     if creating:

@@ -407,7 +407,7 @@ def test_transient_statuses_are_retried_and_retry_after_waited_for(test_cloud, e
 
 def test_a_create_over_the_user_data_limit_is_never_sent(test_cloud, cloud_env):
     s = settings.load(environ=cloud_env)
-    nova = cloudservers.for_cloud(Cloud(s))
+    nova = Cloud(s).compute
     request = cloudservers.CreateRequest(
         name=f"{s.INSTANCE_PREFIX}-master", image_id=nova.image_id(IMAGE), flavor_id="general1-1",
         key_name="", nics=({"net-id": PUBLICNET},), metadata={}, user_data=os.urandom(50000))

@@ -75,9 +75,9 @@ def test_the_reader_sees_every_kind_of_import(tmp_path):
     imports at any depth, imports inside functions and lazy bindings."""
     files = {module_name(p): imported(p) for p in TASKS.rglob("*.py")}
     assert "tasks.kinds.base" in files["tasks.kinds.legacy"]          # from .base import ...
-    assert "tasks.support.lazy" in files["tasks.steps.cluster"]       # from ..support import lazy
-    assert "tasks.services.compute" in files["tasks.steps.cluster"]   # lazy.module("tasks.services.compute")
-    assert "tasks.services.network" in files["tasks.kinds.legacy"]    # inside a function
+    assert "tasks.support.lazy" in files["tasks.steps.teardown"]      # from ..support import lazy, progress
+    assert "tasks.services.objects" in files["tasks.steps.teardown"]  # lazy.module("tasks.services.objects")
+    assert "tasks.services.compute" in files["tasks.services.session"]  # inside a function (Cloud.compute)
 
 
 def test_every_import_points_down_or_sideways():

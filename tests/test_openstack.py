@@ -299,12 +299,11 @@ def test_a_create_whose_answer_is_lost_is_found_and_tagged_once(bed, os_env, mon
     name, untagged, and tags it; no second one is made."""
     from tasks.services import session as cloud
     from tasks.model import names, settings
-    from tasks.services.network import CloudNetworks
 
     for key in ("OS_CLOUD", "OS_CLIENT_CONFIG_FILE"):      # openstacksdk's loader reads os.environ
         monkeypatch.setenv(key, os_env[key])
     s = settings.load(environ=dict(os_env, INSTANCE_PREFIX="l" + secrets.token_hex(3)))
-    api = CloudNetworks(cloud.Cloud(s))
+    api = cloud.Cloud(s).network
     tag = names.neutron_tag(s)
     made = []
     for proxy in bed.fronts.values():
@@ -344,12 +343,11 @@ def test_a_rule_whose_answer_is_lost_is_found_not_made_twice(bed, os_env, monkey
     finds each rule: each POST is sent once, each rule exists once."""
     from tasks.model import settings
     from tasks.services import session as cloud
-    from tasks.services.network import CloudNetworks
 
     for key in ("OS_CLOUD", "OS_CLIENT_CONFIG_FILE"):      # openstacksdk's loader reads os.environ
         monkeypatch.setenv(key, os_env[key])
     s = settings.load(environ=dict(os_env, INSTANCE_PREFIX="r" + secrets.token_hex(3)))
-    api = CloudNetworks(cloud.Cloud(s))
+    api = cloud.Cloud(s).network
     group = api.create_security_group(f"{s.INSTANCE_PREFIX}-sg", "test")
     wanted = [{"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp", "port_range_min": port,
                "port_range_max": port, "remote_ip_prefix": "192.0.2.0/24"} for port in (22, 6443)]

@@ -67,9 +67,8 @@ def network_plan(label, cidr, networks, subnets_of):
 def prepare_network(s, cloud):
     """The Cloud Network (NOVA_NETWORK_LABEL, one subnet of NOVA_NETWORK),
     created when missing."""
-    from ..services.network import CloudNetworks
 
-    api = CloudNetworks(cloud)
+    api = cloud.network
     label = names.network_label(s)
     decision = network_plan(label, s.NOVA_NETWORK, api.networks(label), api.subnets)
     network_id = decision.network_id
@@ -115,9 +114,8 @@ def exposure(s):
 
 
 def network_rows(s, cloud):
-    from ..services.network import CloudNetworks
 
-    api = CloudNetworks(cloud)
+    api = cloud.network
     label = names.network_label(s)
     networks = api.networks(label)
     rows = []
@@ -133,9 +131,8 @@ def network_rows(s, cloud):
 
 def inventory(s, cloud):
     """The network resources `down` would remove, as short descriptions."""
-    from ..services.network import CloudNetworks
 
-    nets = CloudNetworks(cloud).networks(names.network_label(s))
+    nets = cloud.network.networks(names.network_label(s))
     return [f"Cloud Network {names.network_label(s)}"] if nets else []
 
 
@@ -151,9 +148,8 @@ def remove_network(s, cloud, server_ids, server_exists, timeout=base.RELEASE_TIM
     """Each Cloud Network labelled NOVA_NETWORK_LABEL: its ports, subnets and
     the network, retried while Cloud Networks says it is still in use. A
     network other servers still use is left in place, and said so."""
-    from ..services.network import CloudNetworks
 
-    api = CloudNetworks(cloud)
+    api = cloud.network
     removed = []
     for net in api.networks(names.network_label(s)):
         label = net.get("name") or names.network_label(s)

@@ -192,9 +192,8 @@ def template_facts(s, role, attach=None):
 # --- acting through the network client ----------------------------------------
 
 def _api(cloud):
-    from ..services.network import CloudNetworks
 
-    return CloudNetworks(cloud)
+    return cloud.network
 
 
 def prepare_network(s, cloud):
@@ -244,7 +243,6 @@ def flavor_choice(s, cloud):
     default (the legacy cloud's names mean nothing here): the smallest
     listed flavor that meets the role's minimum. A flavor set by the user,
     by name or ID, is used as it is."""
-    from ..services.compute import for_cloud
     from ..model.servers import FLAVOR_SETTINGS, minimum, smallest_flavor
 
     # Once per run (up's preflight and prepare both ask): one line each.
@@ -255,7 +253,7 @@ def flavor_choice(s, cloud):
     for role, setting in FLAVOR_SETTINGS.items():
         if s.source(setting) != "default":
             continue
-        nova = for_cloud(cloud)
+        nova = cloud.compute
         image_min = nova.image_minimums()
         flavor = smallest_flavor(role, nova.flavor_details(), image_min)
         if flavor is None:

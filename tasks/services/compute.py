@@ -1,10 +1,10 @@
 """Cloud Servers (Nova): the only module that calls the compute API.
 
 python-novaclient on the shared session, API version 2.0 (what Rackspace and
-Mimic speak). Every request retries transient failures (cloud.RetryingSession);
+Mimic speak). Every request retries transient failures (session.RetryingSession);
 creates retry blindly only on 408/413/429: a 5xx, a reset or a timeout may
 hide a server or keypair that was made after all, so they are looked up
-before the next attempt (cloud.create_or_find).
+before the next attempt (calls.create_or_find).
 """
 
 import base64
@@ -12,7 +12,6 @@ import difflib
 import re
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -20,7 +19,7 @@ from keystoneauth1 import exceptions as ks_exc
 from novaclient import client as nova_client
 from novaclient import exceptions as nova_exc
 
-from . import session as cloudmod
+from . import calls
 from ..model import flatcar, names
 from ..support import progress
 from ..support.errors import CloudError, ConfigError
@@ -29,25 +28,13 @@ from ..model.servers import FLAVOR_SETTINGS, GONE, Server, flavor_problem
 # Nova rejects user_data whose base64 form exceeds 65535 bytes.
 USER_DATA_LIMIT = 65535
 
-_cache = weakref.WeakKeyDictionary()
-_cache_lock = threading.Lock()
-
-
-def for_cloud(cloud):
-    """One CloudServers per Cloud, so `inv up` lists images and flavors once."""
-    with _cache_lock:
-        if cloud not in _cache:
-            _cache[cloud] = CloudServers(cloud)
-        return _cache[cloud]
-
-
 def describe(exc):
     """One line from a novaclient or keystoneauth exception."""
     if isinstance(exc, nova_exc.ClientException):
         message = (exc.message or "").strip().splitlines()[0] if exc.message else type(exc).__name__
         return f"{message} (HTTP {exc.code})"
     if isinstance(exc, ks_exc.HttpError):
-        return cloudmod.describe(exc)
+        return calls.describe(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -125,7 +112,7 @@ class CloudServers:
         found = post_limits(body)
         if not found:
             found = [(s.COMPUTE_POST_LIMIT, 60, 0, "COMPUTE_POST_LIMIT")]
-        return [cloudmod.Pacer(value, seconds, source, used=used, report=progress.info)
+        return [calls.Pacer(value, seconds, source, used=used, report=progress.info)
                 for value, seconds, used, source in found]
 
     # -- errors ------------------------------------------------------------
@@ -235,7 +222,7 @@ class CloudServers:
                 raise
             return kp.name, kp.public_key, kp.fingerprint
 
-        return cloudmod.create_or_find(what, create, lambda: self.keypair(name), _ambiguous, sleep=sleep, describe=describe)
+        return calls.create_or_find(what, create, lambda: self.keypair(name), _ambiguous, sleep=sleep, describe=describe)
 
     def delete_keypair(self, name):
         """True when deleted, False when there was none."""
@@ -303,7 +290,7 @@ class CloudServers:
             found = self.find(s, request.name, ignore_ids)
             return found[0].id if found else None
 
-        return cloudmod.create_or_find(what, create, find, _ambiguous, sleep=sleep, describe=describe)
+        return calls.create_or_find(what, create, find, _ambiguous, sleep=sleep, describe=describe)
 
 
 UNITS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}

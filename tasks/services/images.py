@@ -13,7 +13,7 @@ import re
 import time
 from urllib.parse import urlencode, urlsplit
 
-from . import session as cloudmod
+from . import calls
 from ..support import lazy
 from ..support.errors import CloudError
 from ..model.flatcar import Image
@@ -62,7 +62,7 @@ class Glance:
             if text.lstrip().startswith("<"):
                 words = " ".join(re.sub(r"<[^>]+>", " ", text).split())
                 raise CloudError(f"{what}: {words[:300]} (HTTP {exc.http_status})") from None
-            cloudmod.fail(exc, what)
+            calls.fail(exc, what)
         except (ks_exc.ConnectionError, ks_exc.RetriableConnectionFailure) as exc:
             raise CloudError(f"{what}: cannot reach the image service at {self.root} ({type(exc).__name__}); "
                              "re-run `inv image`") from None
@@ -92,7 +92,7 @@ class Glance:
         except ks_exc.NotFound:
             return None
         except ks_exc.HttpError as exc:
-            cloudmod.fail(exc, f"reading image {image_id}")
+            calls.fail(exc, f"reading image {image_id}")
         except (ks_exc.ConnectionError, ks_exc.RetriableConnectionFailure) as exc:
             raise CloudError(f"reading image {image_id}: cannot reach the image service ({type(exc).__name__})") from None
 
@@ -103,7 +103,7 @@ class Glance:
         except ks_exc.NotFound:
             return {}
         except ks_exc.HttpError as exc:
-            cloudmod.fail(exc, "reading the image service's import methods")
+            calls.fail(exc, "reading the image service's import methods")
 
     # -- writing -----------------------------------------------------------
     def create(self, name, tags, props, disk_format="qcow2", container_format="bare"):
@@ -145,7 +145,7 @@ class Glance:
         except ks_exc.NotFound:
             return False
         except ks_exc.HttpError as exc:
-            cloudmod.fail(exc, f"deleting image {image_id}")
+            calls.fail(exc, f"deleting image {image_id}")
         except (ks_exc.ConnectionError, ks_exc.RetriableConnectionFailure) as exc:
             raise CloudError(f"deleting image {image_id}: cannot reach the image service ({type(exc).__name__}); "
                              "re-run") from None

@@ -4,10 +4,10 @@ Neutron (also routers, security groups, floating IPs, tags).
 
 The endpoint carries no tenant (https://ord.networks.api.rackspacecloud.com/v2.0);
 the token names it. Every request retries transient failures
-(cloud.RetryingSession); creates blindly only on 408/413/429: a 5xx, reset
+(session.RetryingSession); creates blindly only on 408/413/429: a 5xx, reset
 or timeout on a create is followed by a look-up by name (Neutron allows
 duplicate names, so a blind retry could leave two networks) and only then
-by another attempt (cloud.create_or_find).
+by another attempt (calls.create_or_find).
 
 Tags follow a create in a PUT (Neutron takes `tags` in a POST only for
 ports, and only with an ML2 extension driver that is off by default), so a
@@ -20,7 +20,7 @@ same-named one found then is the one just made.
 import time
 
 
-from . import session as cloudmod
+from . import calls
 from ..support import lazy
 from ..support.errors import CloudError
 
@@ -42,7 +42,7 @@ class CloudNetworks:
         try:
             return adapter.request(path, method, **kwargs).json()
         except ks_exc.HttpError as exc:
-            cloudmod.fail(exc, what)
+            calls.fail(exc, what)
         except ks_exc.ConnectionError as exc:
             raise CloudError(f"{what}: cannot reach Cloud Networks at {self.endpoint} ({exc})") from None
 
@@ -70,9 +70,9 @@ class CloudNetworks:
         except ks_exc.NotFound:
             return False
         except ks_exc.Conflict as exc:
-            raise InUse(f"deleting {kind} {resource_id}: {cloudmod.describe(exc)}") from None
+            raise InUse(f"deleting {kind} {resource_id}: {calls.describe(exc)}") from None
         except ks_exc.HttpError as exc:
-            cloudmod.fail(exc, f"deleting {kind} {resource_id}")
+            calls.fail(exc, f"deleting {kind} {resource_id}")
         except ks_exc.ConnectionError as exc:
             raise CloudError(f"deleting {kind} {resource_id}: cannot reach the network service at "
                              f"{self.endpoint} ({exc})") from None
@@ -93,10 +93,10 @@ class CloudNetworks:
                 return self.api.post(path, json=body).json()[key]
             except ks_exc.HttpError as exc:
                 if not _ambiguous(exc):
-                    cloudmod.fail(exc, what)
+                    calls.fail(exc, what)
                 raise
 
-        return cloudmod.create_or_find(what, create, find, _ambiguous, sleep=sleep)
+        return calls.create_or_find(what, create, find, _ambiguous, sleep=sleep)
 
     def create_network(self, name, tags=(), sleep=time.sleep):
         def find():
@@ -181,7 +181,7 @@ class CloudNetworks:
             # A retried PUT whose first try went through is refused (400):
             # what counts is whether the subnet is on the router now.
             if not plugged():
-                cloudmod.fail(exc, f"adding subnet {subnet_id} to router {router_id}")
+                calls.fail(exc, f"adding subnet {subnet_id} to router {router_id}")
         return True
 
     def remove_router_interface(self, router_id, subnet_id):
@@ -190,9 +190,9 @@ class CloudNetworks:
         except ks_exc.NotFound:
             return False
         except ks_exc.Conflict as exc:
-            raise InUse(f"detaching subnet {subnet_id} from router {router_id}: {cloudmod.describe(exc)}") from None
+            raise InUse(f"detaching subnet {subnet_id} from router {router_id}: {calls.describe(exc)}") from None
         except ks_exc.HttpError as exc:
-            cloudmod.fail(exc, f"detaching subnet {subnet_id} from router {router_id}")
+            calls.fail(exc, f"detaching subnet {subnet_id} from router {router_id}")
         return True
 
     def delete_router(self, router_id):
@@ -232,13 +232,13 @@ class CloudNetworks:
                 return None
             except ks_exc.HttpError as exc:
                 if not _ambiguous(exc):
-                    cloudmod.fail(exc, what)
+                    calls.fail(exc, what)
                 raise
 
         def find():
             return next((r for r in self.rules(group_id) if all(r.get(k) == v for k, v in rule.items())), None)
 
-        return cloudmod.create_or_find(what, create, find, _ambiguous, sleep=sleep)
+        return calls.create_or_find(what, create, find, _ambiguous, sleep=sleep)
 
     def delete_security_group(self, group_id):
         return self._delete("security-group", group_id)

@@ -2,13 +2,10 @@
 
 from .. import kinds
 from ..model import servers
-from ..support import lazy
-
-cloudservers = lazy.module("tasks.services.compute")
 
 
 def find_cluster(s, cloud):
     """servers.cluster_servers of what Nova lists for this cluster now, each
     with how to reach it (kinds: ports and floating IPs on OpenStack)."""
-    listed = cloudservers.for_cloud(cloud).list_servers(s.INSTANCE_PREFIX)
+    listed = cloud.compute.list_servers(s.INSTANCE_PREFIX)
     return kinds.of(cloud).reach(s, cloud, servers.cluster_servers(s, listed))

@@ -236,11 +236,10 @@ def _via_url(s, glance, target, url, cache_path, algo, expected, known, session,
 
 def listing(s, cloud, glance):
     ours = flatcar.uploaded(glance.tagged(flatcar.TAG), project=glance.project)
-    from ..services.compute import for_cloud
 
     used = None
     try:
-        used = for_cloud(cloud).image_id(s.KUBE_IMAGE)
+        used = cloud.compute.image_id(s.KUBE_IMAGE)
     except UserError:
         pass
     lines = []

@@ -26,12 +26,11 @@ def decide(name, local, remote):
 
 def ensure(s, cloud):
     """The Nova keypair name, registered from the local public key if needed."""
-    from ..services.compute import for_cloud
 
     local = sshkeys.ensure_local(s)
     if local.created:
         progress.info(f"generated {s.SSH_KEY_TYPE} key {local.private_path} ({local.fingerprint})")
-    nova = for_cloud(cloud)
+    nova = cloud.compute
     name = names.keypair_name(s)
     if decide(name, local, nova.keypair(name)) == "create":
         # A concurrent run may win the race: compare what Nova then holds.

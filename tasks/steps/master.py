@@ -21,9 +21,8 @@ def ensure(s, cloud, release, target):
     """The master Server, with its Cloud Network address. Creates it when
     missing (deleting one in ERROR first); `release` is the upload's Release
     or a function returning it (called only when a server is created)."""
-    from ..services.compute import for_cloud
 
-    nova = for_cloud(cloud)
+    nova = cloud.compute
     kind = kinds.of(cloud)
     listed = nova.list_servers(s.INSTANCE_PREFIX)
     plan = servers.plan(s, "master", listed)

@@ -29,9 +29,8 @@ class Booting:
 def ensure(s, cloud, release, target, master_ip, pruning=False):
     """Create the missing nodes (ERROR ones again), CREATE_CONCURRENCY at a
     time; returns Booting. Does not wait for ACTIVE: see wait_active."""
-    from ..services.compute import for_cloud
 
-    nova = for_cloud(cloud)
+    nova = cloud.compute
     listed = nova.list_servers(s.INSTANCE_PREFIX)
     plan = servers.plan(s, "node", listed)
     check_plan(plan)
@@ -84,9 +83,8 @@ def wait_active(s, cloud, wanted_names, failures=()):
     per poll for all of them. Returns {name: Server}. Raises one line with
     every problem: `failures` from earlier steps, servers in ERROR (with
     Nova's fault message) and, after BOOT_TIMEOUT, every server not ACTIVE."""
-    from ..services.compute import for_cloud
 
-    nova = for_cloud(cloud)
+    nova = cloud.compute
     intervals = servers.poll_intervals()
     wanted_names = list(wanted_names)
     state = None
@@ -116,9 +114,8 @@ def wait_active(s, cloud, wanted_names, failures=()):
 
 def find_master(s, cloud):
     """The existing master with its cluster address, for `inv nodes` alone."""
-    from ..services.compute import for_cloud
 
-    plan = servers.plan(s, "master", for_cloud(cloud).list_servers(s.INSTANCE_PREFIX))
+    plan = servers.plan(s, "master", cloud.compute.list_servers(s.INSTANCE_PREFIX))
     check_plan(plan)
     if not plan.reuse:
         raise UserError(f"no master {names.master_name(s)} (or it is in ERROR): run `inv master` first")
@@ -163,17 +160,15 @@ def prune_surplus(s, cloud, master):
     left on the cluster's network for it. Re-running after an interruption
     finishes the job. Returns lines of what was removed."""
     from ..services import ssh as remote
-    from ..services.network import CloudNetworks
-    from ..services.compute import for_cloud
     from .teardown import wait_gone
 
-    nova = for_cloud(cloud)
+    nova = cloud.compute
     plan = servers.plan(s, "node", nova.list_servers(s.INSTANCE_PREFIX))
     doomed = servers.prune_order(plan.surplus)
     if not doomed:
         return []
     progress.info(f"NUM_NODES={s.NUM_NODES}: removing {', '.join(srv.name for srv in doomed)}")
-    api = CloudNetworks(cloud)
+    api = cloud.network
     removed = []
     with remote.open_connection(s, remote.target(master), s.BOOT_TIMEOUT) as conn:
         for srv in doomed:

@@ -11,7 +11,6 @@ from . import cluster
 from . import kubeconfig
 
 cloudfiles = lazy.module("tasks.services.objects")
-cloudservers = lazy.module("tasks.services.compute")
 remote = lazy.module("tasks.services.ssh")
 
 
@@ -35,7 +34,7 @@ def wait_gone(s, nova, doomed):
 def inventory(s, cloud):
     """What `down` would remove: (servers, network resources as lines,
     keypair or None, release or None)."""
-    nova = cloudservers.for_cloud(cloud)
+    nova = cloud.compute
     found = cluster.find_cluster(s, cloud)
     networks = kinds.of(cloud).inventory(s, cloud)
     keypair = nova.keypair(names.keypair_name(s))
@@ -59,7 +58,7 @@ def remove(s, cloud, found, networks, keypair):
     """Delete what inventory() found: the servers (and wait until they are
     gone), the network resources, the keypair, the release, the host keys
     and the kubeconfig context. Returns lines of what was removed."""
-    nova = cloudservers.for_cloud(cloud)
+    nova = cloud.compute
     removed = []
     if found:
         for srv in found:
